@@ -1,0 +1,39 @@
+/*
+ * options.h - the settings a client or session runs with.
+ *
+ * Clients and sessions take a private copy (options_copy), so the caller
+ * may change or free its object at any time.
+ */
+#ifndef HATO_API_OPTIONS_H
+#define HATO_API_OPTIONS_H
+
+#include "api/log.h"
+#include "hato.h"
+
+struct hato_options {
+    char *host;            /* owned; relay name or address literal */
+    uint16_t port;         /* 0: 587, or 465 in wrapper mode */
+    hato_family family;
+    unsigned timeout_ms[HATO_TIMEOUT_COUNT_];
+    hato_tls_level tls_level;
+    bool tls_wrapper;
+    char *ca_file;         /* owned, may be NULL */
+    char *ca_path;         /* owned, may be NULL */
+    char *tls_server_name; /* owned, may be NULL: use host */
+    char *user;            /* owned, may be NULL */
+    char *password;        /* owned, wiped on free */
+    char *mech_filter;     /* owned, may be NULL */
+    unsigned sasl_plain_link;
+    unsigned sasl_tls_link;
+    char *helo_name;       /* owned, may be NULL: gethostname() */
+    logger log;
+};
+
+/* A deep copy of src, or NULL when out of memory. */
+hato_options *options_copy(const hato_options *src);
+/* The port to connect to. */
+uint16_t options_port(const hato_options *o);
+/* The name to check the certificate against and send as SNI. */
+const char *options_tls_name(const hato_options *o);
+
+#endif

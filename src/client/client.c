@@ -1,0 +1,168 @@
+/*
+ * client.c - the blocking client: a socket loop around hato_session.
+ *
+ * It uses only the public session API, as an event-loop program would, plus
+ * the transport layer to connect.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "api/error.h"
+#include "api/options.h"
+#include "message/message.h"
+#include "transport/transport.h"
+
+/* Bytes read per call: a TLS record and then some. */
+#define READ_PIECE (32 * 1024)
+
+struct hato_client {
+    hato_options *opt;   /* owned copy */
+    hato_error err;
+    bool failed;
+    char peer[TRANSPORT_PEER_MAX];
+};
+
+hato_client *hato_client_new(const hato_options *o)
+{
+    if (o == NULL)
+        return NULL;
+    hato_client *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    if ((c->opt = options_copy(o)) == NULL) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void hato_client_free(hato_client *c)
+{
+    if (c == NULL)
+        return;
+    hato_options_free(c->opt);
+    free(c);
+}
+
+const hato_error *hato_client_error(const hato_client *c)
+{
+    return c->failed ? &c->err : NULL;
+}
+
+const char *hato_client_peer(const hato_client *c)
+{
+    return c->peer;
+}
+
+static hato_code fail(hato_client *c, const hato_error *e)
+{
+    c->err = *e;
+    c->failed = true;
+    return e->code;
+}
+
+static hato_code check_message(hato_client *c, const hato_message *m)
+{
+    hato_error e;
+    const char *missing = m->sender == NULL ? "a sender (hato_message_set_sender)"
+                          : m->nrcpts == 0 ? "a recipient (hato_message_add_recipient)"
+                          : m->reader == NULL && m->content == NULL
+                              ? "content (hato_message_set_reader or _set_content)"
+                              : NULL;
+    if (c->opt->host == NULL)
+        missing = "a relay (hato_options_set_relay)";
+    if (missing == NULL)
+        return HATO_OK;
+    error_set(&e, HATO_E_ARGUMENT, HATO_LAYER_API, false, "cannot send: no %s", missing);
+    return fail(c, &e);
+}
+
+/* Runs the session over fd until it is done. */
+static void drive(hato_session *s, int fd)
+{
+    unsigned char in[READ_PIECE];
+    for (;;) {
+        unsigned want = hato_session_want(s);
+        if (want & HATO_WANT_DONE)
+            return;
+        if (want & HATO_WANT_WRITE) {
+            size_t len;
+            const uint8_t *out = hato_session_output(s, &len);
+            if (len == 0)
+                continue;
+            int ready = transport_wait(fd, POLLOUT, hato_session_timeout(s));
+            if (ready == 0) {
+                hato_session_timed_out(s);
+                continue;
+            }
+            /* MSG_NOSIGNAL: a closed peer is an error to report, not a
+             * SIGPIPE that kills the application. */
+            ssize_t n = ready < 0 ? -1 : send(fd, out, len, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                    continue;
+                hato_session_io_failed(s, strerror(errno));
+                continue;
+            }
+            hato_session_output_done(s, (size_t)n);
+            continue;
+        }
+        int ready = transport_wait(fd, POLLIN, hato_session_timeout(s));
+        if (ready == 0) {
+            hato_session_timed_out(s);
+            continue;
+        }
+        ssize_t n = ready < 0 ? -1 : recv(fd, in, sizeof in, 0);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue;
+            hato_session_io_failed(s, strerror(errno));
+        } else if (n == 0) {
+            hato_session_input_eof(s);
+        } else {
+            hato_session_input(s, in, (size_t)n);
+        }
+    }
+}
+
+hato_code hato_client_send(hato_client *c, hato_message *m)
+{
+    c->failed = false;
+    c->peer[0] = '\0';
+    if (m == NULL)
+        return HATO_E_ARGUMENT;
+    if (check_message(c, m) != HATO_OK)
+        return c->err.code;
+
+    const hato_options *o = c->opt;
+    transport_target target = {
+        .host = o->host,
+        .port = options_port(o),
+        .family = o->family,
+        .connect_timeout_ms = o->timeout_ms[HATO_TIMEOUT_CONNECT],
+    };
+    hato_error e;
+    char address[64];
+    int fd = transport_connect(&target, &o->log, c->peer, address, sizeof address, &e);
+    if (fd < 0)
+        return fail(c, &e);
+
+    hato_session *s = hato_session_new(o, m, address);
+    if (s == NULL) {
+        close(fd);
+        error_set(&e, HATO_E_NOMEM, HATO_LAYER_API, true, "out of memory starting the session");
+        return fail(c, &e);
+    }
+    drive(s, fd);
+    close(fd);
+    const hato_error *se = hato_session_error(s);
+    hato_code code = HATO_OK;
+    if (se != NULL)
+        code = fail(c, se);
+    hato_session_free(s);
+    return code;
+}

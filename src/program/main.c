@@ -1,0 +1,728 @@
+/*
+ * main.c - hato, a sendmail-compatible program that hands each message to
+ * one relay through libhato.
+ *
+ * Thin on purpose (STYLE.md point 11): read the arguments and the
+ * configuration, read the header section, build options and a message from
+ * them, let the library send, report each recipient's outcome.  The body
+ * streams from standard input through the library's reader callback, so
+ * memory stays bounded whatever the message's size.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include "hato.h"
+
+#include "args.h"
+#include "config.h"
+#include "exitcode.h"
+#include "headers.h"
+#include "maillog.h"
+#include "maps.h"
+#include "wipe.h"
+
+/* Standard input is read in pieces of this size. */
+#define INPUT_CHUNK 65536
+
+struct program {
+    struct args args;
+    struct config cfg;
+    struct maillog log;
+    bool log_open;
+    struct timeval start;
+
+    char **rcpts;          /* qualified envelope recipients, owned */
+    size_t nrcpts, rcpts_cap;
+    size_t nparsed;        /* addresses seen, duplicates included */
+    char *sender;          /* envelope sender, owned; "" is <> */
+    char *user;            /* the invoking user's login name, owned */
+    char *gecos_name;      /* display name from the password file, owned */
+
+    /* Input: raw bytes from fd 0, then the dot filter. */
+    char raw[INPUT_CHUNK];
+    size_t raw_len, raw_off;
+    bool in_eof;
+    int in_errno;
+    struct headers_dot dot;
+
+    /* What the reader hands out, in order: head (added headers + the
+     * original header section, Bcc removed, + separator), then the rest
+     * of hbuf already read, then more input. */
+    char *head;
+    size_t head_len, head_off;
+    char *hbuf;
+    size_t hbuf_len, rest_off;
+    unsigned long long size;
+
+    /* The reply to the final dot, from the trace, for the maillog. */
+    bool after_dot;
+    char data_reply[512];
+};
+
+static void say(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+static void say(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("hato: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void config_warning(void *user, const char *message)
+{
+    (void)user;
+    say("warning: %s", message);
+}
+
+/* ------------------------------------------------------------------ */
+/* Input                                                              */
+
+/* Up to cap bytes of standard input after the dot filter; 0 at the end
+ * (or at a single-dot line without -i), -1 on a read error. */
+static ptrdiff_t input_read(struct program *pg, char *out, size_t cap)
+{
+    for (;;) {
+        if (pg->dot.ended)
+            return 0;
+        if (pg->raw_off == pg->raw_len) {
+            if (pg->in_eof)
+                return 0;
+            ssize_t r = read(STDIN_FILENO, pg->raw, sizeof pg->raw);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0) {
+                pg->in_errno = errno;
+                return -1;
+            }
+            if (r == 0) {
+                /* A "." held back at the very end was a final single-dot line. */
+                pg->in_eof = true;
+                return 0;
+            }
+            pg->raw_len = (size_t)r;
+            pg->raw_off = 0;
+        }
+        size_t avail = pg->raw_len - pg->raw_off;
+        if (!pg->args.dot_ends) {
+            size_t n = avail < cap ? avail : cap;
+            memcpy(out, pg->raw + pg->raw_off, n);
+            pg->raw_off += n;
+            return (ptrdiff_t)n;
+        }
+        size_t used;
+        size_t n = headers_dot_filter(&pg->dot, pg->raw + pg->raw_off, avail, &used, out, cap);
+        pg->raw_off += used;
+        if (n > 0)
+            return (ptrdiff_t)n;
+    }
+}
+
+/* The library's reader: head, then what was read past the header
+ * section, then the rest of standard input. */
+static ptrdiff_t body_reader(void *user, char *buf, size_t cap)
+{
+    struct program *pg = user;
+    size_t n = 0;
+    if (pg->head_off < pg->head_len) {
+        n = pg->head_len - pg->head_off;
+        if (n > cap)
+            n = cap;
+        memcpy(buf, pg->head + pg->head_off, n);
+        pg->head_off += n;
+    } else if (pg->rest_off < pg->hbuf_len) {
+        n = pg->hbuf_len - pg->rest_off;
+        if (n > cap)
+            n = cap;
+        memcpy(buf, pg->hbuf + pg->rest_off, n);
+        pg->rest_off += n;
+    } else {
+        ptrdiff_t r = input_read(pg, buf, cap);
+        if (r < 0)
+            return -1;
+        n = (size_t)r;
+    }
+    pg->size += n;
+    return (ptrdiff_t)n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Addresses                                                          */
+
+/* True when a holds '@' outside a quoted local part. */
+static bool has_domain(const char *a)
+{
+    bool quoted = false;
+    for (; *a; a++) {
+        if (*a == '\\' && a[1] != '\0')
+            a++;
+        else if (*a == '"')
+            quoted = !quoted;
+        else if (*a == '@' && !quoted)
+            return true;
+    }
+    return false;
+}
+
+/* addr, or addr@origin for a bare local name; malloc'd. */
+static char *qualify(const char *addr, const char *origin)
+{
+    if (addr[0] == '\0' || has_domain(addr))
+        return strdup(addr);
+    size_t n = strlen(addr) + 1 + strlen(origin) + 1;
+    char *q = malloc(n);
+    if (q != NULL)
+        snprintf(q, n, "%s@%s", addr, origin);
+    return q;
+}
+
+static int add_rcpt(void *user, const char *address)
+{
+    struct program *pg = user;
+    pg->nparsed++;
+    char *q = qualify(address, pg->cfg.myorigin);
+    if (q == NULL)
+        return -1;
+    for (size_t i = 0; i < pg->nrcpts; i++) {
+        if (strcasecmp(pg->rcpts[i], q) == 0) { /* sent once, as Postfix does */
+            free(q);
+            return 0;
+        }
+    }
+    if (pg->nrcpts == pg->rcpts_cap) {
+        size_t ncap = pg->rcpts_cap ? pg->rcpts_cap * 2 : 8;
+        char **v = realloc(pg->rcpts, ncap * sizeof *v);
+        if (v == NULL) {
+            free(q);
+            return -1;
+        }
+        pg->rcpts = v;
+        pg->rcpts_cap = ncap;
+    }
+    pg->rcpts[pg->nrcpts++] = q;
+    return 0;
+}
+
+static int first_address(void *user, const char *address)
+{
+    char **out = user;
+    *out = strdup(address);
+    return *out ? 1 : -1;
+}
+
+/* The invoking user's login and display name (GECOS up to the first
+ * comma, '&' standing for the login name capitalised). */
+static int find_user(struct program *pg)
+{
+    struct passwd *pw = getpwuid(getuid());
+    const char *login = pw ? pw->pw_name : getenv("LOGNAME");
+    if (login == NULL || login[0] == '\0') {
+        say("cannot find the user name of uid %ld in the password database; give the sender with -f",
+            (long)getuid());
+        return EX_OSERR;
+    }
+    pg->user = strdup(login);
+    if (pg->user == NULL)
+        return EX_TEMPFAIL;
+    if (pw != NULL && pw->pw_gecos != NULL && pw->pw_gecos[0] != '\0') {
+        size_t glen = strcspn(pw->pw_gecos, ",");
+        size_t cap = glen * (strlen(login) + 1) + 1;
+        char *g = malloc(cap);
+        if (g == NULL)
+            return EX_TEMPFAIL;
+        size_t k = 0;
+        for (size_t i = 0; i < glen; i++) {
+            if (pw->pw_gecos[i] == '&') {
+                for (size_t j = 0; login[j]; j++)
+                    g[k++] = j == 0 && login[j] >= 'a' && login[j] <= 'z' ? (char)(login[j] - 32) : login[j];
+            } else if (pw->pw_gecos[i] != '\r' && pw->pw_gecos[i] != '\n') {
+                g[k++] = pw->pw_gecos[i];
+            }
+        }
+        g[k] = '\0';
+        pg->gecos_name = g;
+    }
+    return EX_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* The header section                                                 */
+
+static int read_header_section(struct program *pg)
+{
+    size_t cap = 0;
+    bool eof = false, need_sep = false;
+    size_t hlen = 0;
+
+    for (;;) {
+        if (pg->hbuf_len > 0 &&
+            headers_find_end(pg->hbuf, pg->hbuf_len, eof, &hlen, &need_sep))
+            break;
+        if (eof) { /* empty input */
+            hlen = 0;
+            break;
+        }
+        if (pg->hbuf_len >= HEADERS_MAX_SECTION) {
+            say("the message's header section is larger than %u bytes; is the input a mail message? "
+                "(the header section ends at the first empty line)", HEADERS_MAX_SECTION);
+            return EX_DATAERR;
+        }
+        if (cap - pg->hbuf_len < INPUT_CHUNK / 4) {
+            size_t ncap = cap ? cap * 2 : INPUT_CHUNK;
+            if (ncap > HEADERS_MAX_SECTION + INPUT_CHUNK)
+                ncap = HEADERS_MAX_SECTION + INPUT_CHUNK;
+            char *nb = realloc(pg->hbuf, ncap);
+            if (nb == NULL) {
+                say("out of memory reading the message's header section");
+                return EX_TEMPFAIL;
+            }
+            pg->hbuf = nb;
+            cap = ncap;
+        }
+        ptrdiff_t r = input_read(pg, pg->hbuf + pg->hbuf_len, cap - pg->hbuf_len);
+        if (r < 0) {
+            say("cannot read the message from standard input: %s", strerror(pg->in_errno));
+            return EX_IOERR;
+        }
+        if (r == 0)
+            eof = true;
+        pg->hbuf_len += (size_t)r;
+    }
+
+    struct headers_info info;
+    headers_scan(pg->hbuf, hlen, &info);
+    const char *eol = info.crlf ? "\r\n" : "\n";
+
+    if (pg->args.extract) {
+        int rc = headers_extract_recipients(pg->hbuf, hlen, add_rcpt, pg);
+        if (rc != 0) {
+            say("out of memory reading recipients from the message's header section");
+            return EX_TEMPFAIL;
+        }
+    }
+
+    /* What hato adds goes on top, as Postfix's cleanup does. */
+    char date[128] = "", msgid[600] = "", from[2048] = "";
+    time_t now = time(NULL);
+    if (!info.has_date && headers_format_date(date, sizeof date, now, eol) == 0)
+        date[0] = '\0';
+    if (!info.has_message_id) {
+        unsigned long long rnd = 0;
+        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || read(fd, &rnd, sizeof rnd) != (ssize_t)sizeof rnd)
+            rnd = (unsigned long long)pg->start.tv_usec * 2654435761u ^ (unsigned long long)getpid();
+        if (fd >= 0)
+            close(fd);
+        headers_format_message_id(msgid, sizeof msgid, now, getpid(), rnd, pg->cfg.myhostname, eol);
+    }
+    if (!info.has_from) {
+        const char *display = pg->args.full_name ? pg->args.full_name : pg->gecos_name;
+        char *addr = pg->sender[0] != '\0' ? NULL : qualify(pg->user, pg->cfg.myorigin);
+        if (pg->sender[0] == '\0' && addr == NULL)
+            return EX_TEMPFAIL;
+        if (headers_format_from(from, sizeof from, display, addr ? addr : pg->sender, eol) == 0)
+            headers_format_from(from, sizeof from, NULL, addr ? addr : pg->sender, eol);
+        free(addr);
+    }
+    size_t added = strlen(date) + strlen(msgid) + strlen(from);
+    pg->head = malloc(added + hlen + 3);
+    if (pg->head == NULL) {
+        say("out of memory for the message's header section");
+        return EX_TEMPFAIL;
+    }
+    size_t k = (size_t)snprintf(pg->head, added + 1, "%s%s%s", date, msgid, from);
+    memcpy(pg->head + k, pg->hbuf, hlen);
+    /* RFC 5322 section 3.6.3: Bcc is not passed on. */
+    k += headers_remove(pg->head + k, hlen, "Bcc");
+    if (need_sep) {
+        memcpy(pg->head + k, eol, strlen(eol));
+        k += strlen(eol);
+    }
+    pg->head_len = k;
+    pg->rest_off = hlen;
+    return EX_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Library glue                                                       */
+
+static void on_log(void *user, hato_log_level level, const char *line)
+{
+    struct program *pg = user;
+
+    if (level == HATO_LOG_TRACE) {
+        if (strcmp(line, "> .") == 0) {
+            pg->after_dot = true;
+        } else if (pg->after_dot && line[0] == '<' && strlen(line) > 5 && line[5] == ' ') {
+            snprintf(pg->data_reply, sizeof pg->data_reply, "%s", line + 2);
+            pg->after_dot = false;
+        }
+    }
+    if (pg->args.verbose > 0)
+        say("%s", line);
+    else if (level == HATO_LOG_WARNING)
+        say("warning: %s", line);
+    if (pg->log_open) {
+        if (level == HATO_LOG_WARNING)
+            maillog_plain(&pg->log, "warning: %s", line);
+        else if ((level == HATO_LOG_INFO && pg->cfg.tls_loglevel >= 1) ||
+                 (level == HATO_LOG_DEBUG && pg->cfg.tls_loglevel >= 2))
+            maillog_plain(&pg->log, "%s", line);
+    }
+}
+
+static int options_fail(hato_code rc, const char *what)
+{
+    say("cannot apply %s: %s", what, hato_code_name(rc));
+    return rc == HATO_E_NOMEM ? EX_TEMPFAIL : EX_CONFIG;
+}
+
+/* Looks the relay up in the password maps and hands the credentials to
+ * the options, wiping the program's copies. */
+static int set_credentials(struct program *pg, hato_options *o)
+{
+    const struct config *c = &pg->cfg;
+    uint16_t port = c->relay_port ? c->relay_port : (c->tls_wrapper ? 465 : 587);
+
+    if (!c->sasl_enable) {
+        if (c->npassword_maps > 0)
+            say("warning: smtp_sasl_password_maps is set but smtp_sasl_auth_enable = no: "
+                "not authenticating (set smtp_sasl_auth_enable = yes in %s)", c->path);
+        return EX_OK;
+    }
+    if (c->npassword_maps == 0) {
+        say("warning: smtp_sasl_auth_enable = yes but smtp_sasl_password_maps is empty in %s: "
+            "sending without authentication", c->path);
+        return EX_OK;
+    }
+    for (size_t i = 0; i < c->npassword_maps; i++) {
+        char *user = NULL, *password = NULL, err[1024];
+        int err_no = 0;
+        enum maps_status st = maps_lookup(c->password_maps[i], "smtp_sasl_password_maps",
+                                          c->relay_host, port, &user, &password, &err_no, err,
+                                          sizeof err);
+        if (st == MAPS_NOT_FOUND)
+            continue;
+        if (st != MAPS_FOUND) {
+            say("%s", err);
+            if (st == MAPS_ERR_NOMEM)
+                return EX_TEMPFAIL;
+            return st == MAPS_ERR_OPEN && err_no == EACCES ? EX_NOPERM : EX_CONFIG;
+        }
+        hato_code rc = hato_options_set_credentials(o, user, password);
+        wipe_free_str(password);
+        wipe_free_str(user);
+        if (rc != HATO_OK)
+            return options_fail(rc, "the credentials from smtp_sasl_password_maps");
+        return EX_OK;
+    }
+    say("warning: no entry for [%s]:%u in smtp_sasl_password_maps (%s%s): sending without "
+        "authentication", c->relay_host, (unsigned)port, c->password_maps[0],
+        c->npassword_maps > 1 ? " and the others" : "");
+    return EX_OK;
+}
+
+static int build_options(struct program *pg, hato_options *o)
+{
+    const struct config *c = &pg->cfg;
+    hato_code rc;
+
+    if ((rc = hato_options_set_relay(o, c->relay_host, c->relay_port)) != HATO_OK)
+        return options_fail(rc, "relayhost");
+    if ((rc = hato_options_set_family(o, c->family)) != HATO_OK)
+        return options_fail(rc, "inet_protocols");
+    for (int i = 0; i < HATO_TIMEOUT_COUNT_; i++)
+        if ((rc = hato_options_set_timeout(o, (hato_timeout)i, c->timeout_ms[i])) != HATO_OK)
+            return options_fail(rc, config_timeout_key((hato_timeout)i));
+    if ((rc = hato_options_set_tls_level(o, c->tls_level)) != HATO_OK)
+        return options_fail(rc, "smtp_tls_security_level");
+    if ((rc = hato_options_set_tls_wrapper(o, c->tls_wrapper)) != HATO_OK)
+        return options_fail(rc, "smtp_tls_wrappermode");
+    if (c->ca_file != NULL && (rc = hato_options_set_ca_file(o, c->ca_file)) != HATO_OK)
+        return options_fail(rc, "smtp_tls_CAfile");
+    if (c->ca_path != NULL && (rc = hato_options_set_ca_path(o, c->ca_path)) != HATO_OK)
+        return options_fail(rc, "smtp_tls_CApath");
+    if ((rc = hato_options_set_sasl_mechanisms(o, c->mech_filter)) != HATO_OK)
+        return options_fail(rc, "smtp_sasl_mechanism_filter");
+    if ((rc = hato_options_set_sasl_security(o, c->sasl_plain, c->sasl_tls)) != HATO_OK)
+        return options_fail(rc, "smtp_sasl_security_options");
+    if ((rc = hato_options_set_helo_name(o, c->helo_name)) != HATO_OK)
+        return options_fail(rc, "smtp_helo_name");
+    /* TRACE always: the reply to the final dot is read from it for the
+     * maillog; on_log prints only what -v asks for. */
+    if ((rc = hato_options_set_log(o, on_log, pg, HATO_LOG_TRACE)) != HATO_OK)
+        return options_fail(rc, "the log callback");
+    return set_credentials(pg, o);
+}
+
+static double elapsed(const struct program *pg)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (double)(now.tv_sec - pg->start.tv_sec) + (double)(now.tv_usec - pg->start.tv_usec) / 1e6;
+}
+
+static void log_recipient(struct program *pg, const char *rcpt, const char *relay,
+                          const char *dsn, const char *status, const char *reason)
+{
+    double d = elapsed(pg);
+    maillog_record(&pg->log, "to=<%s>, relay=%s, delay=%.*f, dsn=%s, status=%s (%s)", rcpt, relay,
+                   d < 10 ? 2 : 1, d, dsn, status, reason);
+}
+
+/* Reports each recipient after a send that reached RCPT; returns the
+ * exit code. */
+static int report_recipients(struct program *pg, hato_message *m, const char *relay)
+{
+    size_t n = hato_message_recipient_count(m);
+    int *codes = calloc(n ? n : 1, sizeof *codes);
+    const char **enh = calloc(n ? n : 1, sizeof *enh);
+    int nrefused = 0;
+    /* dsn= of a sent recipient: the enhanced code of the reply to the
+     * final dot ("250 2.0.0 Ok: queued as X"), as Postfix logs it. */
+    char data_dsn[16] = "2.0.0";
+    const char *dr = pg->data_reply;
+    if (strlen(dr) > 4 && dr[0] == '2' && dr[3] == ' ' && dr[4] == '2' && dr[5] == '.') {
+        size_t dl = strspn(dr + 4, "0123456789.");
+        if (dl >= 5 && dl < sizeof data_dsn) {
+            memcpy(data_dsn, dr + 4, dl);
+            data_dsn[dl] = '\0';
+        }
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        const char *e = "", *text = "";
+        const char *rcpt = hato_message_recipient(m, i);
+        int code = hato_message_recipient_reply(m, i, &e, &text);
+        char reason[1024];
+        if (code >= 200 && code < 300) {
+            log_recipient(pg, rcpt, relay, data_dsn, "sent",
+                          pg->data_reply[0] ? pg->data_reply : "accepted by the relay");
+            continue;
+        }
+        snprintf(reason, sizeof reason, "%d%s%s%s%s", code, e[0] ? " " : "", e, text[0] ? " " : "", text);
+        if (code == 0)
+            snprintf(reason, sizeof reason, "not tried");
+        say("recipient <%s> refused by %s: %s", rcpt, relay, reason);
+        bool temp = code < 500;
+        log_recipient(pg, rcpt, relay, e[0] ? e : temp ? "4.0.0" : "5.0.0",
+                      temp ? "deferred" : "bounced", reason);
+        if (codes != NULL && enh != NULL) {
+            codes[nrefused] = code;
+            enh[nrefused] = e;
+        }
+        nrefused++;
+    }
+    int ex = EX_OK;
+    if (nrefused > 0)
+        ex = codes && enh ? exitcode_for_refusals(codes, enh, nrefused) : EX_UNAVAILABLE;
+    free(codes);
+    free(enh);
+    return ex;
+}
+
+static int send_message(struct program *pg)
+{
+    hato_options *o = hato_options_new();
+    hato_message *m = hato_message_new();
+    hato_client *cl = NULL;
+    int ex = EX_OK;
+
+    if (o == NULL || m == NULL) {
+        say("out of memory");
+        ex = EX_TEMPFAIL;
+        goto out;
+    }
+    if ((ex = build_options(pg, o)) != EX_OK)
+        goto out;
+    hato_code rc = hato_message_set_sender(m, pg->sender);
+    if (rc != HATO_OK) {
+        say("sender <%s> refused: %s", pg->sender, hato_code_name(rc));
+        ex = rc == HATO_E_NOMEM ? EX_TEMPFAIL : EX_USAGE;
+        goto out;
+    }
+    for (size_t i = 0; i < pg->nrcpts; i++) {
+        rc = hato_message_add_recipient(m, pg->rcpts[i]);
+        if (rc != HATO_OK) {
+            say("recipient <%s> refused: %s", pg->rcpts[i], hato_code_name(rc));
+            ex = rc == HATO_E_NOMEM ? EX_TEMPFAIL : pg->args.extract ? EX_DATAERR : EX_USAGE;
+            goto out;
+        }
+    }
+    if ((rc = hato_message_set_reader(m, body_reader, pg)) != HATO_OK) {
+        ex = options_fail(rc, "the message reader");
+        goto out;
+    }
+    cl = hato_client_new(o);
+    /* The password now lives only in the client's copy: free ours. */
+    hato_options_free(o);
+    o = NULL;
+    if (cl == NULL) {
+        say("out of memory");
+        ex = EX_TEMPFAIL;
+        goto out;
+    }
+
+    rc = hato_client_send(cl, m);
+    const char *peer = hato_client_peer(cl);
+    const char *relay = peer[0] ? peer : "none";
+    maillog_record(&pg->log, "from=<%s>, size=%llu, nrcpt=%zu", pg->sender, pg->size, pg->nrcpts);
+
+    if (rc == HATO_OK) {
+        ex = report_recipients(pg, m, relay);
+        goto out;
+    }
+    const hato_error *e = hato_client_error(cl);
+    bool temp = e ? hato_error_temporary(e) : true;
+    const char *msg = e ? hato_error_message(e) : hato_code_name(rc);
+    const char *server = e ? hato_error_server_text(e) : "";
+    const char *enh = e ? hato_error_enhanced_code(e) : "";
+    int rcode = e ? hato_error_reply_code(e) : 0;
+
+    if (rc == HATO_E_RECIPIENTS) {
+        /* One line per refused recipient says it all. */
+        ex = report_recipients(pg, m, relay);
+        if (ex == EX_OK)
+            ex = exitcode_for_error(rc, temp, pg->cfg.auth_soft_bounce);
+        goto out;
+    }
+    ex = exitcode_for_error(rc, temp, pg->cfg.auth_soft_bounce);
+    char line[2048];
+    int k;
+    if (rc == HATO_E_BODY && pg->in_errno != 0)
+        k = snprintf(line, sizeof line, "cannot read the message from standard input: %s; "
+                     "nothing was delivered", strerror(pg->in_errno));
+    else if (rc == HATO_E_AUTH && strstr(msg, pg->cfg.relay_host) == NULL)
+        k = snprintf(line, sizeof line, "authentication to %s failed: %s", relay, msg);
+    else
+        k = snprintf(line, sizeof line, "%s", msg);
+    if (k >= 0 && (size_t)k < sizeof line && server[0] != '\0' && strstr(msg, server) == NULL)
+        k += snprintf(line + k, sizeof line - (size_t)k, " (the server said: %d%s%s %s)", rcode,
+                      enh[0] ? " " : "", enh, server);
+    if (k >= 0 && (size_t)k < sizeof line && rc == HATO_E_AUTH && ex == EX_TEMPFAIL && !temp)
+        snprintf(line + k, sizeof line - (size_t)k, "; exit status 75 (try later) because "
+                 "smtp_sasl_auth_soft_bounce = yes");
+    say("%s", line);
+    const char *dsn = enh[0] ? enh : exitcode_dsn(rc, ex == EX_TEMPFAIL);
+    for (size_t i = 0; i < pg->nrcpts; i++)
+        log_recipient(pg, pg->rcpts[i], relay, dsn, exitcode_status(ex), msg);
+
+out:
+    hato_client_free(cl);
+    hato_message_free(m);
+    hato_options_free(o);
+    return ex;
+}
+
+/* ------------------------------------------------------------------ */
+
+static int run(struct program *pg, int argc, char **argv)
+{
+    char err[2048];
+    int ex;
+
+    gettimeofday(&pg->start, NULL);
+    if (args_parse(&pg->args, argc, argv, err, sizeof err) != 0) {
+        say("%s", err);
+        if (strstr(err, "option") != NULL)
+            say("%s", args_usage());
+        return EX_USAGE;
+    }
+
+    struct config_env env = {NULL, config_warning, NULL};
+    enum config_status cs = config_load(&pg->cfg, pg->args.config, &env, err, sizeof err);
+    if (cs != CONFIG_OK) {
+        say("%s", err);
+        if (cs == CONFIG_NOMEM)
+            return EX_TEMPFAIL;
+        return cs == CONFIG_UNREADABLE && pg->cfg.open_errno == EACCES ? EX_NOPERM : EX_CONFIG;
+    }
+    if (pg->cfg.relay_host == NULL) {
+        say("relayhost is not set in %s; hato sends through a relay: write, for example, "
+            "relayhost = [smtp.example.com]:587", pg->cfg.path);
+        return EX_CONFIG;
+    }
+
+    if ((ex = find_user(pg)) != EX_OK)
+        return ex;
+
+    /* Envelope sender: -f, else the user at myorigin. */
+    if (pg->args.sender != NULL) {
+        char *a = NULL;
+        int rc = headers_parse_addresses(pg->args.sender, strlen(pg->args.sender), first_address, &a);
+        if (rc < 0)
+            return EX_TEMPFAIL;
+        pg->sender = a ? qualify(a, pg->cfg.myorigin) : strdup("");
+        free(a);
+    } else {
+        pg->sender = qualify(pg->user, pg->cfg.myorigin);
+    }
+    if (pg->sender == NULL)
+        return EX_TEMPFAIL;
+
+    for (size_t i = 0; i < pg->args.nrecipients; i++) {
+        const char *r = pg->args.recipients[i];
+        size_t before = pg->nparsed;
+        if (headers_parse_addresses(r, strlen(r), add_rcpt, pg) != 0)
+            return EX_TEMPFAIL;
+        if (pg->nparsed == before) {
+            say("recipient argument \"%s\" holds no address", r);
+            return EX_USAGE;
+        }
+    }
+
+    if ((ex = read_header_section(pg)) != EX_OK)
+        return ex;
+    if (pg->nrcpts == 0) {
+        if (pg->args.extract) {
+            say("no recipients: the message has no To, Cc or Bcc addresses and none were given as arguments");
+            return EX_DATAERR;
+        }
+        say("no recipients given; name them as arguments, or use -t to read them from the message's To, Cc and Bcc");
+        return EX_USAGE;
+    }
+
+    if (maillog_open(&pg->log, pg->cfg.maillog_file, pg->cfg.myhostname, err, sizeof err) != 0)
+        say("warning: %s", err);
+    pg->log_open = true;
+
+    return send_message(pg);
+}
+
+int main(int argc, char **argv)
+{
+    static struct program pg; /* large input buffer: not on the stack */
+    int ex = run(&pg, argc, argv);
+
+    if (pg.log_open)
+        maillog_close(&pg.log);
+    for (size_t i = 0; i < pg.nrcpts; i++)
+        free(pg.rcpts[i]);
+    free(pg.rcpts);
+    free(pg.sender);
+    free(pg.user);
+    free(pg.gecos_name);
+    free(pg.head);
+    free(pg.hbuf);
+    config_free(&pg.cfg);
+    args_free(&pg.args);
+    if (fflush(stdout) != 0 && ex == EX_OK)
+        ex = EX_IOERR;
+    return ex;
+}

@@ -1,0 +1,43 @@
+/*
+ * maps.h - the smtp_sasl_password_maps file: "[host]:port user:password".
+ *
+ * hato reads the text source of a Postfix hash: table, never the .db that
+ * postmap builds.  The file must not be accessible to group or others.
+ */
+#ifndef HATO_PROGRAM_MAPS_H
+#define HATO_PROGRAM_MAPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Larger files are refused: a password table has a few lines. */
+#define MAPS_MAX_FILE (1u * 1024 * 1024)
+
+enum maps_status {
+    MAPS_FOUND = 0,
+    MAPS_NOT_FOUND = 1,    /* the file has no entry for the relay */
+    MAPS_ERR_MODE = -1,    /* group/others may access it: exit EX_CONFIG */
+    MAPS_ERR_OPEN = -2,    /* cannot open or read; see *err_no */
+    MAPS_ERR_SYNTAX = -3,  /* a bad line: exit EX_CONFIG */
+    MAPS_ERR_NOMEM = -4,
+};
+
+/* Looks up the relay in the file at path, trying "[host]:port", "[host]",
+ * "host:port", "host" in that order (keys compare case-insensitively, as
+ * postmap folds them).  port is the port hato will connect to.
+ * On MAPS_FOUND *user and *password are malloc'd; the caller wipes and
+ * frees them (wipe_free_str).  The file's bytes are wiped from memory
+ * before returning.  On an error err holds one line naming the file and
+ * key_name (the setting that names the file) and *err_no the errno. */
+enum maps_status maps_lookup(const char *path, const char *key_name, const char *host,
+                             uint16_t port, char **user, char **password, int *err_no,
+                             char *err, size_t errlen);
+
+/* The same on the file's text, without the mode check (for tests and
+ * maps_lookup).  text is not modified. */
+enum maps_status maps_lookup_text(const char *text, size_t len, const char *name,
+                                  const char *host, uint16_t port, char **user,
+                                  char **password, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,385 @@
+/*
+ * sasl_gsasl.c - the SASL exchange on GNU libgsasl (2.x).
+ *
+ * The only file that includes gsasl.h.  One Gsasl context per sasl_lib, so
+ * nothing here is global; one Gsasl_session per exchange.  Credentials go
+ * into the session as properties rather than through a callback, so they
+ * are in libgsasl's memory only while an exchange lives.
+ *
+ * What libgsasl 2.2 does with secrets, and what is done about it here:
+ *  - gsasl_finish() frees the session's properties (the password, and for
+ *    SCRAM the salted password it stores as GSASL_SCRAM_SALTED_PASSWORD)
+ *    without wiping them.  sasl_exchange_free() wipes them first, through
+ *    the pointers gsasl_property_fast() returns; see wipe_properties().
+ *  - gsasl_step64() frees the raw response (for PLAIN and LOGIN the
+ *    password itself) without wiping it, so this file calls gsasl_step()
+ *    and does the base64 itself, wiping each raw response.
+ *  - CRAM-MD5, DIGEST-MD5 and SCRAM run the password through SASLprep
+ *    (gsasl_saslprep, on libidn's stringprep), whose result and
+ *    intermediate buffers are freed unwiped: three heap copies per exchange
+ *    on Debian 12, seen with an interposed free().  SCRAM also leaves its
+ *    salted password and ClientKey on the stack.  Nothing outside libgsasl
+ *    can reach those; that is the limit of what hato can do.  PLAIN and
+ *    LOGIN leave no copy behind.
+ */
+#include "sasl/sasl.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsasl.h>
+
+#include "util/secret.h"
+
+struct sasl_lib {
+    Gsasl *ctx;  /* owned: gsasl_done() */
+    char *mechs; /* owned: the client mechanisms, upper case */
+};
+
+struct sasl_exchange {
+    Gsasl_session *session; /* owned: gsasl_finish() after wiping */
+    char mech[SASL_MECH_MAX];
+    unsigned steps;         /* gsasl_step() calls so far */
+    bool waiting;           /* server-first: AUTH sent, no challenge yet */
+    bool done;              /* SASL_DONE returned: nothing more to say */
+    bool failed;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * libgsasl asks the application, through this callback, for any property
+ * the session lacks.  hato sets everything it has on the session before the
+ * first step, so the answer is always "nothing more".  What 2.2's client
+ * mechanisms ask for, and what that absence means:
+ *   GSASL_AUTHZID             PLAIN, SCRAM, DIGEST-MD5: no authorization
+ *                             identity (PLAIN sends an empty one, RFC 4616);
+ *   GSASL_CB_TLS_EXPORTER,    SCRAM: no channel binding, so the non-PLUS
+ *   GSASL_CB_TLS_UNIQUE       variants send the GS2 flag "n" (RFC 5802
+ *                             section 6).  When the PLUS variants arrive,
+ *                             the tls layer's binding goes on the session
+ *                             and the non-PLUS ones then rightly send "y";
+ *   GSASL_SCRAM_SALTED_PASSWORD  SCRAM: derive it from GSASL_PASSWORD with
+ *                             the server's salt and iteration count;
+ *   GSASL_QOP, GSASL_REALM    DIGEST-MD5: "auth", and the server's realm.
+ * No callback at all would behave the same today (gsasl_callback() returns
+ * GSASL_NO_CALLBACK); having one states the policy and keeps libgsasl's
+ * obsolete callback fallbacks out of the way.
+ */
+static int no_more_properties(Gsasl *ctx, Gsasl_session *session,
+                              Gsasl_property prop)
+{
+    (void)ctx;
+    (void)session;
+    (void)prop;
+    return GSASL_NO_CALLBACK;
+}
+
+static void to_upper_copy(char *dst, size_t cap, const char *src)
+{
+    size_t i = 0;
+
+    for (; src[i] != '\0' && i < cap - 1; i++) {
+        char c = src[i];
+        dst[i] = c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
+    }
+    dst[i] = '\0';
+}
+
+sasl_lib *sasl_lib_new(char *err, size_t errlen)
+{
+    sasl_lib *lib = calloc(1, sizeof *lib);
+    char *list = NULL;
+    int rc;
+
+    if (lib == NULL) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    rc = gsasl_init(&lib->ctx);
+    if (rc != GSASL_OK) {
+        set_err(err, errlen, "cannot start libgsasl: %s", gsasl_strerror(rc));
+        free(lib);
+        return NULL;
+    }
+    gsasl_callback_set(lib->ctx, no_more_properties);
+
+    rc = gsasl_client_mechlist(lib->ctx, &list);
+    if (rc != GSASL_OK) {
+        set_err(err, errlen, "cannot list libgsasl's mechanisms: %s",
+                gsasl_strerror(rc));
+        sasl_lib_free(lib);
+        return NULL;
+    }
+    /* libgsasl prints them upper case and space-separated already; copy
+     * into our own allocation (gsasl_free is its allocator, free is ours)
+     * and fold anyway, since sasl_select's callers rely on it. */
+    size_t n = strlen(list) + 1;
+    lib->mechs = malloc(n);
+    if (lib->mechs == NULL) {
+        gsasl_free(list);
+        set_err(err, errlen, "out of memory");
+        sasl_lib_free(lib);
+        return NULL;
+    }
+    to_upper_copy(lib->mechs, n, list);
+    gsasl_free(list);
+    return lib;
+}
+
+void sasl_lib_free(sasl_lib *lib)
+{
+    if (lib == NULL)
+        return;
+    if (lib->ctx != NULL)
+        gsasl_done(lib->ctx);
+    free(lib->mechs);
+    free(lib);
+}
+
+const char *sasl_lib_mechanisms(const sasl_lib *lib)
+{
+    return lib->mechs;
+}
+
+/* Properties that hold the password or something as good as it: the SCRAM
+ * salted password (and the keys derived from it) lets anyone log in to the
+ * same server, the DIGEST-MD5 hash too. */
+static const Gsasl_property secret_properties[] = {
+    GSASL_PASSWORD,
+    GSASL_SCRAM_SALTED_PASSWORD,
+    GSASL_SCRAM_SERVERKEY,
+    GSASL_SCRAM_STOREDKEY,
+    GSASL_DIGEST_MD5_HASHED_PASSWORD,
+    GSASL_PASSCODE,
+    GSASL_PIN,
+};
+
+/*
+ * gsasl_finish() frees these without wiping (checked in libgsasl 2.2).  Its
+ * documentation says the string gsasl_property_fast() returns must not be
+ * modified; it is, though, a private malloc'ed copy (gsasl_property_set
+ * copies) that nothing reads again before gsasl_finish() frees it, so
+ * overwriting it in place is the one way to wipe libgsasl's copy.  Should a
+ * future libgsasl share or reuse that storage, this is the line to revisit.
+ */
+static void wipe_properties(Gsasl_session *session)
+{
+    for (size_t i = 0; i < sizeof secret_properties / sizeof secret_properties[0];
+         i++) {
+        char *p = (char *)gsasl_property_fast(session, secret_properties[i]);
+        if (p != NULL)
+            secret_wipe(p, strlen(p));
+    }
+}
+
+sasl_exchange *sasl_exchange_new(sasl_lib *lib, const char *mech,
+                                 const char *user, const char *password,
+                                 const char *host, char *err, size_t errlen)
+{
+    sasl_exchange *x;
+    int rc = GSASL_OK;
+
+    if (lib == NULL || mech == NULL || mech[0] == '\0') {
+        set_err(err, errlen, "no SASL mechanism given");
+        return NULL;
+    }
+    /* Longer than RFC 4422 allows: it would be cut below. */
+    if (strlen(mech) >= SASL_MECH_MAX) {
+        set_err(err, errlen, "not a SASL mechanism name (longer than %d "
+                "characters)", SASL_MECH_MAX - 1);
+        return NULL;
+    }
+    x = calloc(1, sizeof *x);
+    if (x == NULL) {
+        set_err(err, errlen, "out of memory");
+        return NULL;
+    }
+    /* libgsasl's names are case-sensitive ("plain" is unknown to it);
+     * hato's are not. */
+    to_upper_copy(x->mech, sizeof x->mech, mech);
+
+    rc = gsasl_client_start(lib->ctx, x->mech, &x->session);
+    if (rc != GSASL_OK) {
+        if (rc == GSASL_UNKNOWN_MECHANISM)
+            set_err(err, errlen, "%s is not supported by libgsasl", x->mech);
+        else
+            set_err(err, errlen, "cannot start %s in libgsasl: %s", x->mech,
+                    gsasl_strerror(rc));
+        x->session = NULL;
+        sasl_exchange_free(x);
+        return NULL;
+    }
+
+    /* No GSASL_AUTHZID: PLAIN's authorization identity stays empty, which
+     * servers read as "the same as the user" (RFC 4616 section 2). */
+    if (user != NULL)
+        rc = gsasl_property_set(x->session, GSASL_AUTHID, user);
+    if (rc == GSASL_OK && password != NULL)
+        rc = gsasl_property_set(x->session, GSASL_PASSWORD, password);
+    if (rc == GSASL_OK)
+        rc = gsasl_property_set(x->session, GSASL_SERVICE, "smtp");
+    if (rc == GSASL_OK && host != NULL)
+        rc = gsasl_property_set(x->session, GSASL_HOSTNAME, host);
+    if (rc != GSASL_OK) {
+        set_err(err, errlen, "cannot start %s in libgsasl: %s", x->mech,
+                gsasl_strerror(rc));
+        sasl_exchange_free(x);
+        return NULL;
+    }
+    x->waiting = !sasl_client_first(x->mech);
+    return x;
+}
+
+/* Says why a step failed, for the session to put after "SASL <mech> with
+ * <host> failed: ".  libgsasl's own texts are generic ("Error
+ * authenticating user" is also what a forged SCRAM server signature gives),
+ * so the cases a person can act on get their own words. */
+static void step_failure(const sasl_exchange *x, int rc, char *err,
+                         size_t errlen)
+{
+    bool scram = strncmp(x->mech, "SCRAM-", 6) == 0;
+    const char *text = NULL;
+    char first;
+
+    if (rc == GSASL_BASE64_ERROR)
+        text = "the server's challenge is not valid base64";
+    /* Step 2 checks the server's nonce, step 3 its signature. */
+    else if (scram && rc == GSASL_AUTHENTICATION_ERROR && x->steps >= 3)
+        text = "the server's SCRAM signature is wrong: it does not know this "
+               "password, or someone is in between";
+    else if (scram && rc == GSASL_AUTHENTICATION_ERROR)
+        text = "the server's SCRAM nonce does not extend the client's";
+    else if (rc == GSASL_MECHANISM_CALLED_TOO_MANY_TIMES)
+        text = "the server sent a challenge after the exchange was over";
+    else if (rc == GSASL_NO_PASSWORD || rc == GSASL_NO_AUTHID)
+        text = "no user name or password for this server";
+    if (text != NULL) {
+        set_err(err, errlen, "%s", text);
+        return;
+    }
+    /* Messages are lower case without a final period (STYLE.md);
+     * libgsasl's have both. */
+    text = gsasl_strerror(rc);
+    size_t len = text != NULL ? strlen(text) : 0;
+    if (len > 0 && text[len - 1] == '.')
+        len--;
+    if (len == 0) {
+        set_err(err, errlen, "libgsasl error %d", rc);
+        return;
+    }
+    first = text[0] >= 'A' && text[0] <= 'Z' ? (char)(text[0] - 'A' + 'a')
+                                               : text[0];
+    set_err(err, errlen, "%c%.*s (libgsasl)", first, (int)(len - 1), text + 1);
+}
+
+/*
+ * Contract beyond sasl.h: a first step with a NULL challenge for a
+ * mechanism where the server speaks first (LOGIN, CRAM-MD5, DIGEST-MD5)
+ * returns SASL_MORE with *response NULL: send "AUTH <mech>" alone and feed
+ * the 334's text to the next step.  So the session may always start with
+ * sasl_exchange_step(x, NULL, ...).
+ *
+ * Every step fed a challenge answers with a response, possibly "" (an
+ * empty line): a 334 always wants one (RFC 4954 section 4), including
+ * SCRAM's server-final message, which is verified here and answered with
+ * "" and SASL_DONE.  Note that SASL_MORE followed by a 235 means the server
+ * skipped its final message; for SCRAM the server then was not verified.
+ */
+sasl_status sasl_exchange_step(sasl_exchange *x, const char *challenge,
+                               char **response, char *err, size_t errlen)
+{
+    char *input = NULL, *output = NULL, *b64 = NULL;
+    size_t input_len = 0, output_len = 0;
+    int rc, rc2;
+
+    *response = NULL;
+    if (x == NULL || x->failed) {
+        set_err(err, errlen, "the SASL exchange has already failed");
+        return SASL_FAIL;
+    }
+    if (x->waiting && challenge == NULL)
+        return SASL_MORE;
+    x->waiting = false;
+    /* Some libgsasl clients (PLAIN) keep no state and would answer a second
+     * challenge with the credentials again. */
+    if (x->done) {
+        rc = GSASL_MECHANISM_CALLED_TOO_MANY_TIMES;
+        goto fail;
+    }
+
+    if (challenge != NULL && challenge[0] != '\0') {
+        rc = gsasl_base64_from(challenge, strlen(challenge), &input,
+                               &input_len);
+        if (rc != GSASL_OK)
+            goto fail;
+    }
+
+    rc = gsasl_step(x->session, input, input_len, &output, &output_len);
+    x->steps++;
+    gsasl_free(input);
+    input = NULL;
+    if (rc != GSASL_OK && rc != GSASL_NEEDS_MORE) {
+        /* The output is unspecified on failure; a mechanism may still have
+         * allocated it. */
+        if (output != NULL) {
+            secret_wipe(output, output_len);
+            gsasl_free(output);
+        }
+        goto fail;
+    }
+
+    rc2 = gsasl_base64_to(output, output_len, &b64, NULL);
+    if (output != NULL) {
+        secret_wipe(output, output_len);
+        gsasl_free(output);
+    }
+    if (rc2 != GSASL_OK) {
+        rc = rc2;
+        goto fail;
+    }
+    /* Into our allocator, so the caller's secret_free() is right whatever
+     * libgsasl allocates with. */
+    *response = secret_dup(b64);
+    secret_wipe(b64, strlen(b64));
+    gsasl_free(b64);
+    if (*response == NULL) {
+        rc = GSASL_MALLOC_ERROR;
+        goto fail;
+    }
+    if (rc == GSASL_OK) {
+        x->done = true;
+        return SASL_DONE;
+    }
+    return SASL_MORE;
+
+fail:
+    x->failed = true;
+    step_failure(x, rc, err, errlen);
+    return SASL_FAIL;
+}
+
+void sasl_exchange_free(sasl_exchange *x)
+{
+    if (x == NULL)
+        return;
+    if (x->session != NULL) {
+        wipe_properties(x->session);
+        gsasl_finish(x->session);
+    }
+    free(x);
+}

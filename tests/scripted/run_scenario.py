@@ -1,0 +1,279 @@
+#!/usr/bin/python3
+"""Run one scripted scenario against the hato program.
+
+    run_scenario.py NAME        run scenario NAME (exit 0 pass, 1 fail)
+    run_scenario.py --list      list scenario names
+    smtpscript.py serve NAME    server side only: print the hato command to
+                                run by hand, then the transcript
+
+Environment: HATO_BIN (the program under test, required), HATO_SOURCE_ROOT,
+HATO_BUILD_ROOT (the CA is cached under it), HATO_KEEP=1 keeps the temp dir.
+"""
+
+import fcntl
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, HERE)
+
+import smtpscript  # noqa: E402
+
+# Generous bound for one run of the client; a scenario that needs a hang
+# bound of its own checks run.elapsed.
+HATO_RUN_LIMIT = 30.0
+
+
+class ManualDone(Exception):
+    pass
+
+
+def ca_dir(fallback):
+    """Directory with ca.crt, server.crt, server.key, other-ca.crt from
+    tests/setup/make-ca.sh: cached under HATO_BUILD_ROOT, else `fallback`."""
+    build = os.environ.get("HATO_BUILD_ROOT")
+    d = os.path.join(build, "tests", "scripted-ca") if build else fallback
+    os.makedirs(d, exist_ok=True)
+    src = os.environ.get("HATO_SOURCE_ROOT", os.path.join(HERE, "..", ".."))
+    with open(d + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # meson runs tests in parallel
+        crt = os.path.join(d, "ca.crt")
+        # make-ca.sh certificates live 30 days; a cached CA is renewed weekly
+        if os.path.exists(crt) and time.time() - os.path.getmtime(crt) > 7 * 86400:
+            for f in os.listdir(d):
+                os.unlink(os.path.join(d, f))
+        subprocess.run(["sh", os.path.join(src, "tests", "setup", "make-ca.sh"), d],
+                       check=True)
+    return d
+
+
+def vm_hwm_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Run:
+    """What one run of hato did, plus what the server saw."""
+
+    def __init__(self, argv, code, stdout, stderr, elapsed, maxrss_kb, server):
+        self.argv, self.code, self.stdout = argv, code, stdout
+        self.stderr, self.elapsed, self.maxrss_kb = stderr, elapsed, maxrss_kb
+        self.server = server
+
+
+class Case:
+    def __init__(self, name, manual=False):
+        self.name, self.manual = name, manual
+        self.dir = tempfile.mkdtemp(prefix="hato-scripted-%s-" % name)
+        self.failures = []
+        self.srv = None
+        self.run = None
+        self.host = "127.0.0.1"
+
+    # -- setup -----------------------------------------------------------
+
+    def ca(self):
+        return ca_dir(os.path.join(self.dir, "ca"))
+
+    def serve(self, script, tls=False, implicit_tls=False, host="127.0.0.1"):
+        self.host = host
+        certs = self.ca() if (tls or implicit_tls) else None
+        self.srv = smtpscript.Server(script, certs=certs, implicit_tls=implicit_tls,
+                                     host=host).start()
+        return self.srv
+
+    @property
+    def relayhost(self):
+        return "[%s]:%d" % (self.host, self.srv.port)
+
+    def config(self, **keys):
+        """Write main.cf: relayhost and myhostname, plus `keys` (None drops one)."""
+        conf = {"relayhost": self.relayhost, "myhostname": "client.example.test",
+                "smtp_tls_security_level": "none"}
+        conf.update(keys)
+        path = os.path.join(self.dir, "main.cf")
+        with open(path, "w") as f:
+            f.write("# written by tests/scripted for scenario %s\n" % self.name)
+            for k, v in conf.items():
+                if v is not None:
+                    f.write("%s = %s\n" % (k, v))
+        self.cf = path
+        return path
+
+    def sasl_config(self, user, password, **keys):
+        """Config with SASL on and a 0600 password file for the relayhost."""
+        pw = os.path.join(self.dir, "sasl_passwd")
+        fd = os.open(pw, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("%s %s:%s\n" % (self.relayhost, user, password))
+        base = {"smtp_sasl_auth_enable": "yes",
+                "smtp_sasl_password_maps": "texthash:" + pw,
+                "smtp_sasl_security_options": "noanonymous"}
+        base.update(keys)
+        return self.config(**base)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    # -- running the client ----------------------------------------------
+
+    def hato(self, args, message):
+        stdin_path = self.path("message.in")
+        with open(stdin_path, "wb") as f:
+            f.write(message)
+        binary = os.environ.get("HATO_BIN", "")
+        argv = [binary or "hato", "-C", self.cf] + list(args)
+        shown = " ".join(shlex.quote(a) for a in argv) + " < " + stdin_path
+        if self.manual:
+            print("server listening on %s; config %s" % (self.relayhost, self.cf))
+            print("run:\n  " + shown, flush=True)
+            res = self.srv.finish(timeout=600, wait_for_client=True)
+            print(res.format())
+            print("server verdict: %s" % ("ok" if res.ok else "; ".join(res.failures)))
+            raise ManualDone()
+        if not binary or not os.access(binary, os.X_OK):
+            raise SystemExit("FAIL: HATO_BIN is %r: not an executable program; build "
+                             "hato and set HATO_BIN (meson test does)" % binary)
+        out, err = open(self.path("stdout"), "wb+"), open(self.path("stderr"), "wb+")
+        t = time.monotonic()
+        with open(stdin_path, "rb") as inp:
+            p = subprocess.Popen(argv, stdin=inp, stdout=out, stderr=err,
+                                 cwd=self.dir, start_new_session=True)
+        status, hung, peak = None, False, 0
+        while True:
+            # ru_maxrss would include the forked Python image before exec, so
+            # sample the peak RSS of hato's own address space instead
+            peak = max(peak, vm_hwm_kb(p.pid))
+            pid, status, _ = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() - t > HATO_RUN_LIMIT:
+                hung = True
+                os.killpg(p.pid, signal.SIGKILL)
+                pid, status, _ = os.wait4(p.pid, 0)
+                break
+            time.sleep(0.002)
+        elapsed = time.monotonic() - t
+        p.returncode = code = os.waitstatus_to_exitcode(status)
+        res = self.srv.finish()
+        out.seek(0)
+        err.seek(0)
+        self.run = Run(argv, code, out.read().decode("utf-8", "replace"),
+                       err.read().decode("utf-8", "replace"), elapsed,
+                       peak, res)
+        self.shown = shown
+        if hung:
+            self.fail("hato still running after %gs: killed" % HATO_RUN_LIMIT)
+        if code < 0:
+            self.fail("hato died of signal %d" % -code)
+        return self.run
+
+    # -- assertions (all are collected; the first does not stop the rest) --
+
+    def fail(self, msg):
+        self.failures.append(msg)
+
+    def check(self, cond, msg):
+        if not cond:
+            self.fail(msg)
+        return cond
+
+    def server_ok(self):
+        r = self.run.server
+        for f in r.failures:
+            self.fail("server: " + f)
+        self.check(r.done or r.failures, "server: script did not run to its end")
+
+    def exit_code(self, *codes):
+        self.check(self.run.code in codes, "exit status %d, expected %s"
+                   % (self.run.code, " or ".join(map(str, codes))))
+
+    def exit_nonzero(self):
+        self.check(self.run.code > 0, "exit status %d, expected a failure status"
+                   % self.run.code)
+
+    def stderr_has(self, *words):
+        """Each word (or regex, if it starts with '/') must occur, ignoring case."""
+        for w in words:
+            if w.startswith("/"):
+                ok = re.search(w[1:], self.run.stderr, re.IGNORECASE)
+            else:
+                ok = w.lower() in self.run.stderr.lower()
+            self.check(ok, "stderr does not mention %r" % w)
+
+    def stderr_quiet(self):
+        self.check(self.run.stderr.strip() == "",
+                   "stderr not empty on success: %r" % self.run.stderr[:300])
+
+    def commands(self):
+        return self.run.server.commands()
+
+    def no_command(self, *verbs):
+        for c in self.commands():
+            for v in verbs:
+                self.check(not c.upper().startswith(v), "client sent %r" % c)
+
+    def report(self):
+        print("scenario %s" % self.name)
+        if self.run:
+            r = self.run
+            print("command: %s" % self.shown)
+            print("exit %d after %.2fs, peak RSS %d KiB (sampled)" % (r.code, r.elapsed, r.maxrss_kb))
+            print("--- stderr\n%s--- end stderr" % (r.stderr if r.stderr.endswith("\n")
+                                                    or not r.stderr else r.stderr + "\n"))
+            print("--- server transcript\n%s\n--- end transcript" % r.server.format())
+        if self.failures:
+            print("FAIL:")
+            for f in self.failures:
+                print("  - " + f)
+        else:
+            print("PASS")
+
+
+def main(argv, manual=False):
+    import scenarios
+    if argv and argv[0] == "--list":
+        print("\n".join(scenarios.SCENARIOS))
+        return 0
+    if manual:
+        if len(argv) != 2 or argv[0] != "serve":
+            print("usage: smtpscript.py serve NAME", file=sys.stderr)
+            return 64
+        argv = argv[1:]
+    if len(argv) != 1 or argv[0] not in scenarios.SCENARIOS:
+        print("usage: run_scenario.py NAME | --list; names: %s"
+              % ", ".join(scenarios.SCENARIOS), file=sys.stderr)
+        return 64
+    case = Case(argv[0], manual=manual)
+    try:
+        scenarios.SCENARIOS[argv[0]](case)
+    except ManualDone:
+        return 0
+    except scenarios.Skip as e:
+        print("SKIP: %s" % e)
+        return 77
+    finally:
+        if os.environ.get("HATO_KEEP"):
+            print("kept %s" % case.dir)
+        else:
+            shutil.rmtree(case.dir, ignore_errors=True)
+    case.report()
+    return 1 if case.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,614 @@
+"""Scenarios: each plays a server script against `hato` and checks the exit
+status, stderr and the bytes on the wire.  One meson test per scenario.
+
+Each function gets a run_scenario.Case `t`: t.serve(script) starts the
+server, t.config()/t.sasl_config() write main.cf, t.hato(args, message) runs
+the program, then the checks collect failures (all are reported at once).
+"""
+
+import base64
+import os
+import re
+import socket
+
+from smtpscript import (auth, disconnect, dot_stuff, expect, expect_data, expect_eof,
+                        flood, inject, quit_and_close, read_bytes, send, send_raw,
+                        stall, starttls)
+
+SCENARIOS = {}
+
+
+class Skip(Exception):
+    pass
+
+
+def scenario(fn):
+    SCENARIOS[fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+# sysexits.h
+EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 67, 69, 75, 78
+
+SENDER = "sender@example.test"
+R1, R2, R3 = "rcpt1@example.test", "rcpt2@example.test", "rcpt3@example.test"
+USER, PASSWORD = "hato-user", "Pw-s3cr3t-9x7q"
+
+EHLO = r"EHLO client\.example\.test"
+# MAIL with whatever parameters the advertised extensions allow
+MAIL_ANY = r"MAIL FROM:<sender@example\.test>(?: (?:SIZE=\d+|BODY=8BITMIME|SMTPUTF8))*"
+# MAIL when the server advertised no extension that takes a parameter
+MAIL_BARE = r"MAIL FROM:<sender@example\.test>"
+RCPT_ANY = r"RCPT TO:<[^<>\s]+>"
+
+
+def rcpt(addr):
+    return r"RCPT TO:<%s>" % re.escape(addr)
+
+
+def ehlo_reply(*caps):
+    lines = ["scripted.example.test greets client.example.test"] + list(caps)
+    return send(*["250%s%s" % ("-" if i < len(lines) - 1 else " ", l)
+                  for i, l in enumerate(lines)])
+
+
+GREETING = send("220 scripted.example.test ESMTP smtpscript")
+
+
+def transaction(rcpts, mail=MAIL_ANY, final="250 2.0.0 Ok: queued as SCRIPTED"):
+    steps = [expect(mail), send("250 2.1.0 Ok")]
+    for r in rcpts:
+        steps += [expect(rcpt(r)), send("250 2.1.5 Ok")]
+    steps += [expect("DATA"), send("354 End data with <CR><LF>.<CR><LF>"),
+              expect_data(), send(final)]
+    return steps + quit_and_close()
+
+
+def message(*headers, body=b"hello from the scripted tests\n"):
+    return b"".join(h + b"\n" for h in headers) + b"\n" + body
+
+
+DATE = b"Date: Mon, 01 Jan 2024 12:00:00 +0000"
+
+
+def std_message(msgid=b"<scripted.1@client.example.test>", body=None):
+    hs = [b"From: Sender <sender@example.test>", b"To: rcpt1@example.test",
+          b"Subject: scripted test", DATE, b"Message-ID: " + msgid]
+    return message(*hs, body=body) if body is not None else message(*hs)
+
+
+# A body that exercises line ending and dot-stuffing (needs -i for the lone ".").
+TRICKY_BODY = (b"first line\n"
+               b".leading dot\n"
+               b".\n"
+               b"..two dots\n"
+               b"\n"
+               b"trailing spaces   \n"
+               b"last line without a newline")
+
+
+def same_bytes(t, got, expected, what):
+    if got == expected:
+        return
+    n = next((i for i in range(min(len(got), len(expected))) if got[i] != expected[i]),
+             min(len(got), len(expected)))
+    t.fail("%s differs from the expected wire form at byte %d:\n    sent     %r\n"
+           "    expected %r" % (what, n, got[max(n - 40, 0):n + 40],
+                                expected[max(n - 40, 0):n + 40]))
+
+
+def body_is(t, expected, what="message body"):
+    msgs = t.run.server.messages
+    if t.check(len(msgs) == 1, "expected one message on the wire, got %d" % len(msgs)):
+        same_bytes(t, msgs[0], expected, what)
+
+
+def secrets_absent(t, text, where):
+    plain_args = [c.split(" ", 2)[2] for c in t.commands()
+                  if c.upper().startswith("AUTH PLAIN ") and len(c.split(" ")) == 3]
+    for secret in {PASSWORD, base64.b64encode(PASSWORD.encode()).decode(),
+                   base64.b64encode(b"\0" + USER.encode() + b"\0" + PASSWORD.encode())
+                   .decode()} | set(plain_args):
+        t.check(secret not in text, "%s contains a secret: %r" % (where, secret))
+
+
+# -- the happy paths -----------------------------------------------------------
+
+
+@scenario
+def happy_plain_auth(t):
+    """Plain text, AUTH PLAIN with an initial response, exact body bytes."""
+    t.serve([GREETING, expect(EHLO),
+             ehlo_reply("PIPELINING", "SIZE 10240000", "8BITMIME", "ENHANCEDSTATUSCODES",
+                        "AUTH PLAIN LOGIN"),
+             expect(r"AUTH PLAIN \S+"), send("235 2.7.0 Authentication successful")]
+            + transaction([R1]))
+    t.sasl_config(USER, PASSWORD)
+    msg = std_message(body=TRICKY_BODY)
+    t.hato(["-i", "-f", SENDER, R1], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.stderr_quiet()
+    auths = [c for c in t.commands() if c.upper().startswith("AUTH")]
+    if auths:
+        want = base64.b64encode(b"\0" + USER.encode() + b"\0" + PASSWORD.encode()).decode()
+        got = auths[0].split(" ")[-1]
+        t.check(base64.b64decode(got + "==").split(b"\0")[1:] ==
+                [USER.encode(), PASSWORD.encode()],
+                "AUTH PLAIN response %r does not decode to NUL %s NUL password (want %r)"
+                % (got, USER, want))
+    body_is(t, dot_stuff(msg))
+    wire = t.run.server.client_bytes()
+    t.check(wire.count(b"\r\n") == wire.count(b"\n"), "a bare LF went over the wire")
+
+
+@scenario
+def happy_starttls_auth(t):
+    """STARTTLS at level verify; EHLO again after TLS; capabilities from before TLS
+    (AUTH LOGIN only, SIZE, 8BITMIME) must not be used after it (AUTH PLAIN only)."""
+    t.serve([GREETING, expect(EHLO),
+             ehlo_reply("PIPELINING", "SIZE 10240000", "8BITMIME", "STARTTLS", "AUTH LOGIN"),
+             expect("STARTTLS"), send("220 2.0.0 Ready to start TLS"), starttls(),
+             expect(EHLO), ehlo_reply("AUTH PLAIN"),
+             auth(USER, PASSWORD, mechanisms=("PLAIN",))]
+            + transaction([R1], mail=MAIL_BARE), tls=True)
+    ca = t.ca()
+    t.sasl_config(USER, PASSWORD, smtp_tls_security_level="verify",
+                  smtp_tls_CAfile=ca + "/ca.crt")
+    msg = std_message()
+    t.hato(["-f", SENDER, R1], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.stderr_quiet()
+    t.check(t.run.server.tls_version is not None, "no TLS handshake happened")
+    for line in t.run.server.lines:
+        t.check(line.tls or line.text.upper().split(" ")[0] in ("EHLO", "STARTTLS"),
+                "client sent %r before TLS" % line.text)
+    body_is(t, dot_stuff(msg))
+
+
+@scenario
+def implicit_tls(t):
+    """smtp_tls_wrappermode = yes: TLS from the first byte, verified."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "AUTH PLAIN"),
+             auth(USER, PASSWORD, mechanisms=("PLAIN",))] + transaction([R1]),
+            implicit_tls=True)
+    ca = t.ca()
+    t.sasl_config(USER, PASSWORD, smtp_tls_wrappermode="yes",
+                  smtp_tls_security_level="verify", smtp_tls_CAfile=ca + "/ca.crt")
+    msg = std_message()
+    t.hato(["-f", SENDER, R1], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.check(t.run.server.tls_version is not None, "no TLS handshake happened")
+    body_is(t, dot_stuff(msg))
+
+
+@scenario
+def ipv6(t):
+    """relayhost [::1]:PORT."""
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError as e:
+        raise Skip("no IPv6 loopback: %s" % e)
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME")] + transaction([R1]),
+            host="::1")
+    t.config()
+    msg = std_message()
+    t.hato(["-f", SENDER, "--", R1], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    body_is(t, dot_stuff(msg))
+
+
+@scenario
+def pipelining(t):
+    """With PIPELINING, MAIL, RCPTs and DATA leave in one write; the body only
+    after 354."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "8BITMIME")]
+            + transaction([R1, R2]))
+    t.config()
+    msg = std_message()
+    t.hato(["-f", SENDER, R1, R2], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    lines = t.run.server.lines
+    group = [l for l in lines if l.text.upper().split(" ")[0] in ("MAIL", "RCPT", "DATA")]
+    if t.check(len(group) == 4, "expected MAIL, 2 RCPT, DATA; got %r"
+               % [l.text for l in group]):
+        t.check(len({l.chunk for l in group}) == 1,
+                "MAIL/RCPT/DATA arrived in %d writes (chunks %s), expected one"
+                % (len({l.chunk for l in group}), [l.chunk for l in group]))
+        data_chunk = group[-1].chunk
+        t.check(len(t.run.server.reads) > data_chunk + 1 and
+                t.run.server.reads[data_chunk][1].endswith(b"DATA\r\n"),
+                "message body was sent together with DATA, before the 354 reply")
+
+
+@scenario
+def no_pipelining(t):
+    """Without PIPELINING each command waits for its reply."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME")] + transaction([R1, R2]))
+    t.config()
+    t.hato(["-f", SENDER, R1, R2], std_message())
+    t.server_ok()
+    t.exit_code(EX_OK)
+    lines = t.run.server.lines
+    chunks = [l.chunk for l in lines]
+    t.check(len(set(chunks)) == len(chunks),
+            "commands sent without waiting for replies: %r"
+            % [(l.text, l.chunk) for l in lines])
+
+
+# -- message content -------------------------------------------------------------
+
+
+@scenario
+def date_msgid_added(t):
+    """Missing Date and Message-ID are added; everything else is byte-identical."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME")] + transaction([R1]))
+    t.config()
+    msg = message(b"From: Sender <sender@example.test>", b"To: rcpt1@example.test",
+                  b"Subject: no date, no id", b"X-Folded: first part",
+                  b"\tsecond part", body=b"body line\n.dot line\n")
+    t.hato(["-f", SENDER, R1], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    if len(t.run.server.messages) != 1:
+        t.fail("no message on the wire")
+        return
+    wire = t.run.server.messages[0]
+    head, sep, rest = wire.partition(b"\r\n\r\n")
+    kept, dates, ids, skip = [], [], [], False
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t") and skip:
+            continue
+        skip = False
+        low = line.lower()
+        if low.startswith(b"date:"):
+            dates.append(line)
+            skip = True
+        elif low.startswith(b"message-id:"):
+            ids.append(line)
+            skip = True
+        else:
+            kept.append(line)
+    t.check(len(dates) == 1, "expected one Date header, got %r" % dates)
+    t.check(len(ids) == 1, "expected one Message-ID header, got %r" % ids)
+    day = rb"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?"
+    if dates:
+        t.check(re.fullmatch(rb"Date: " + day + rb"\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul"
+                             rb"|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d(?::\d\d)? [+-]\d{4}"
+                             rb"(?: \([^()]*\))?", dates[0]),
+                "Date header is not RFC 5322: %r" % dates[0])
+    if ids:
+        t.check(re.fullmatch(rb"Message-ID: <[^<>@\s]+@[^<>@\s]+>", ids[0], re.I),
+                "Message-ID header is not <left@right>: %r" % ids[0])
+    same_bytes(t, b"\r\n".join(kept) + sep + rest, dot_stuff(msg),
+               "message without the added Date/Message-ID")
+
+
+@scenario
+def bcc_stripped_with_t(t):
+    """-t: recipients from To/Cc/Bcc (folded To); Bcc is not sent, but gets RCPT."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
+             expect(MAIL_ANY), send("250 2.1.0 Ok")]
+            + [expect(RCPT_ANY), send("250 2.1.5 Ok")] * 4
+            + [expect("DATA"), send("354 go ahead"), expect_data(), send("250 2.0.0 Ok")]
+            + quit_and_close())
+    t.config()
+    hidden = b"Bcc: hidden@example.test"
+    head = [b"From: Sender <sender@example.test>",
+            b"To: Rcpt One <rcpt1@example.test>,", b"\trcpt2@example.test",
+            b"Cc: rcpt3@example.test", b"Subject: bcc test", DATE,
+            b"Message-ID: <bcc.1@client.example.test>"]
+    msg = message(*(head[:4] + [hidden] + head[4:]))
+    t.hato(["-t", "-f", SENDER], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    got = sorted(re.fullmatch(r"RCPT TO:<([^>]*)>.*", c, re.I).group(1).lower()
+                 for c in t.commands() if c.upper().startswith("RCPT"))
+    t.check(got == sorted([R1, R2, R3, "hidden@example.test"]),
+            "RCPT recipients %r, expected rcpt1..3 and hidden" % got)
+    for m in t.run.server.messages:
+        t.check(b"bcc:" not in m.lower(), "Bcc header was sent")
+    body_is(t, dot_stuff(message(*head)), what="message without Bcc")
+
+
+@scenario
+def dot_ends_input(t):
+    """Without -i, a line holding only "." ends the input (sendmail)."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME")] + transaction([R1]))
+    t.config()
+    msg = std_message(body=b"before the dot\n.\nafter the dot\n")
+    t.hato(["-f", SENDER, R1], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    body_is(t, dot_stuff(msg, ignore_dots=False))
+
+
+@scenario
+def crlf_input(t):
+    """CRLF input stays CRLF on the wire (no CR CR LF); -oi accepted."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME")] + transaction([R1]))
+    t.config()
+    msg = std_message(body=b"crlf line\r\n.\r\nlf line\nend\r\n").replace(b"\n", b"\r\n") \
+        .replace(b"\r\r\n", b"\r\n")
+    t.hato(["-oi", "-f", SENDER, R1], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    body_is(t, dot_stuff(msg))
+
+
+# -- refusals and failures ------------------------------------------------------
+
+
+@scenario
+def greeting_554(t):
+    """554 greeting: permanent, the server text is shown."""
+    t.serve([send("554 5.3.2 scripted: no service for you"), expect_eof(allow_quit=True)])
+    t.config()
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_UNAVAILABLE)
+    t.stderr_has("no service for you")
+    t.no_command("EHLO", "HELO", "MAIL")
+
+
+@scenario
+def ehlo_refused_helo(t):
+    """EHLO refused with 5xx: HELO (smtp_helo_name), then plain MAIL."""
+    t.serve([GREETING, expect(r"EHLO helo\.example\.test"),
+             send("502 5.5.2 scripted: EHLO not implemented"),
+             expect(r"HELO helo\.example\.test"), send("250 scripted.example.test")]
+            + transaction([R1], mail=MAIL_BARE))
+    t.config(smtp_helo_name="helo.example.test")
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_OK)
+
+
+@scenario
+def starttls_missing_encrypt(t):
+    """Level encrypt, STARTTLS not offered: stop before AUTH and MAIL, defer."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "AUTH PLAIN LOGIN"),
+             expect_eof(allow_quit=True)])
+    t.sasl_config(USER, PASSWORD, smtp_tls_security_level="encrypt")
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_TEMPFAIL)
+    t.stderr_has("STARTTLS")
+    t.no_command("AUTH", "MAIL", "RCPT", "DATA")
+
+
+@scenario
+def starttls_injection(t):
+    """Bytes after the 220 to STARTTLS and before the handshake: abort, send
+    nothing more (no handshake, no plaintext)."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "STARTTLS"),
+             expect("STARTTLS"),
+             inject(b"220 2.0.0 Ready to start TLS\r\n250 2.0.0 injected\r\n"),
+             expect_eof()], tls=True)
+    ca = t.ca()
+    t.config(smtp_tls_security_level="encrypt", smtp_tls_CAfile=ca + "/ca.crt")
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_nonzero()
+    t.check(t.run.stderr.strip() != "", "no error message on stderr")
+
+
+@scenario
+def tls_wrong_ca(t):
+    """Level verify with a CA that did not sign the server: no session, defer."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("STARTTLS"), expect("STARTTLS"),
+             send("220 2.0.0 Ready to start TLS"), starttls(must_fail=True),
+             expect_eof()], tls=True)
+    ca = t.ca()
+    t.config(smtp_tls_security_level="verify", smtp_tls_CAfile=ca + "/other-ca.crt")
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_TEMPFAIL)
+    t.stderr_has("/certificate|verif")
+
+
+@scenario
+def no_common_mechanism(t):
+    """Server mechanisms all excluded by smtp_sasl_mechanism_filter: the error
+    names the server's list and the filter; no MAIL."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("AUTH CRAM-MD5 DIGEST-MD5"),
+             expect_eof(allow_quit=True)])
+    t.sasl_config(USER, PASSWORD, smtp_sasl_mechanism_filter="plain, login")
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_nonzero()
+    t.stderr_has("CRAM-MD5", "DIGEST-MD5", "/smtp_sasl_mechanism_filter|plain")
+    t.no_command("AUTH", "MAIL")
+
+
+@scenario
+def auth_535(t):
+    """535 on AUTH: soft bounce by default (75), message says authentication."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("AUTH PLAIN"),
+             auth(USER, PASSWORD, reply="535 5.7.8 Error: bad credentials (scripted)"),
+             expect_eof(allow_quit=True)])
+    t.sasl_config(USER, PASSWORD)
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_TEMPFAIL)
+    t.stderr_has("authentication", "bad credentials (scripted)")
+    t.no_command("MAIL")
+    secrets_absent(t, t.run.stderr, "stderr")
+
+
+@scenario
+def rcpt_one_refused(t):
+    """One RCPT of three refused: the other two still get the message; the
+    refused one is named with the server's reply; exit status not 0."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("ENHANCEDSTATUSCODES"),
+             expect(MAIL_ANY), send("250 2.1.0 Ok"),
+             expect(rcpt(R1)), send("250 2.1.5 Ok"),
+             expect(rcpt(R2)), send("550 5.1.1 <rcpt2@example.test>: scripted user unknown"),
+             expect(rcpt(R3)), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go ahead"), expect_data(), send("250 2.0.0 Ok")]
+            + quit_and_close())
+    t.config()
+    msg = std_message()
+    t.hato(["-f", SENDER, R1, R2, R3], msg)
+    t.server_ok()
+    t.exit_nonzero()
+    t.stderr_has(R2, "scripted user unknown")
+    body_is(t, dot_stuff(msg))
+
+
+@scenario
+def rcpt_all_refused(t):
+    """The only recipient refused as unknown (550 5.1.1): no DATA, EX_NOUSER (67)."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
+             expect(MAIL_ANY), send("250 2.1.0 Ok"),
+             expect(rcpt(R1)), send("550 5.1.1 <rcpt1@example.test>: scripted no such user"),
+             expect_eof(allow_quit=True)])
+    t.config()
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_NOUSER)
+    t.stderr_has(R1, "5.1.1", "scripted no such user")
+    t.no_command("DATA")
+
+
+@scenario
+def rcpt_all_refused_policy(t):
+    """The only recipient refused by policy (554 5.7.1): no DATA, EX_UNAVAILABLE (69)."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
+             expect(MAIL_ANY), send("250 2.1.0 Ok"),
+             expect(rcpt(R1)), send("554 5.7.1 <rcpt1@example.test>: Relay access denied"),
+             expect_eof(allow_quit=True)])
+    t.config()
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_UNAVAILABLE)
+    t.stderr_has(R1, "Relay access denied")
+    t.no_command("DATA")
+
+
+@scenario
+def data_451_after_dot(t):
+    """451 after the final dot: temporary (75), server text shown."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME")]
+            + transaction([R1], final="451 4.3.0 scripted: try again later")[:-3]
+            + [expect_eof(allow_quit=True)])
+    t.config()
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_TEMPFAIL)
+    t.stderr_has("try again later")
+
+
+@scenario
+def disconnect_mid_body(t):
+    """The server hangs up after the first bytes of a 2 MB body: 75, no crash."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
+             expect(MAIL_ANY), send("250 2.1.0 Ok"), expect(rcpt(R1)), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go ahead"), read_bytes(4096), disconnect()])
+    t.config()
+    body = b"".join(b"line %06d of a long body, long enough to fill the buffers\n" % i
+                    for i in range(36000))
+    t.hato(["-f", SENDER, R1], std_message(body=body))
+    t.server_ok()
+    t.exit_code(EX_TEMPFAIL)
+    t.check(t.run.stderr.strip() != "", "no error message on stderr")
+
+
+@scenario
+def stall_timeout(t):
+    """The server reads EHLO and then says nothing: smtp_helo_timeout = 2s ends
+    it with 75 and a message about the timeout, within a bound for hangs."""
+    t.serve([GREETING, expect(EHLO), stall(limit=25)])
+    t.config(smtp_helo_timeout="2s")
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_TEMPFAIL)
+    t.stderr_has("/time[ds]?[ -]?out")
+    t.check(t.run.elapsed < 10, "took %.1fs, expected < 10s" % t.run.elapsed)
+    t.check(t.run.elapsed >= 1.8, "gave up after %.2fs, before smtp_helo_timeout = 2s"
+            % t.run.elapsed)
+
+
+@scenario
+def chunked_reply(t):
+    """Greeting and a multi-line EHLO reply arrive one byte per write."""
+    ehlo = (b"250-scripted.example.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
+            b"250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n")
+    t.serve([send_raw(b"220 scripted.example.test ESMTP\r\n", chunked=1), expect(EHLO),
+             send_raw(ehlo, chunked=1)] + transaction([R1]))
+    t.config()
+    msg = std_message()
+    t.hato(["-f", SENDER, R1], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    body_is(t, dot_stuff(msg))
+
+
+@scenario
+def auth_equals_form(t):
+    """Only the old "AUTH=PLAIN LOGIN" EHLO line: the client still authenticates."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("AUTH=PLAIN LOGIN", "8BITMIME"),
+             auth(USER, PASSWORD)] + transaction([R1]))
+    t.sasl_config(USER, PASSWORD)
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.check(any(c.upper().startswith("AUTH") for c in t.commands()), "no AUTH sent")
+
+
+@scenario
+def overlong_reply(t):
+    """A reply line with no CRLF (100 KB, then up to 32 MB if still read):
+    protocol error, bounded memory, no hang."""
+    t.serve([GREETING, expect(EHLO), flood(b"250-", 32 * 1024 * 1024),
+             expect_eof(allow_quit=True)])
+    t.config(smtp_helo_timeout="30s")
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_nonzero()
+    t.check(t.run.elapsed < 10, "took %.1fs, expected < 10s" % t.run.elapsed)
+    t.check(t.run.maxrss_kb < 24 * 1024, "peak RSS %d KiB: the reply line is "
+            "buffered without a bound" % t.run.maxrss_kb)
+    t.check(t.run.stderr.strip() != "", "no error message on stderr")
+    t.no_command("MAIL")
+
+
+@scenario
+def secrets_redacted(t):
+    """-v trace and maillog_file: the password and its base64 never appear."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "AUTH PLAIN LOGIN"),
+             auth(USER, PASSWORD)] + transaction([R1]))
+    log = t.path("maillog")
+    t.sasl_config(USER, PASSWORD, maillog_file=log)
+    t.hato(["-v", "-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.check(re.search(r"EHLO", t.run.stderr), "-v printed no protocol trace on stderr")
+    t.check(re.search(r"AUTH", t.run.stderr), "-v trace does not show the AUTH command")
+    try:
+        with open(log, encoding="utf-8", errors="replace") as f:
+            logtext = f.read()
+    except OSError as e:
+        logtext = ""
+        t.fail("maillog_file %s not written: %s" % (log, e))
+    t.check(logtext.strip() != "", "maillog_file is empty")
+    secrets_absent(t, t.run.stderr, "-v output")
+    secrets_absent(t, t.run.stdout, "stdout")
+    secrets_absent(t, logtext, "maillog")
+
+
+@scenario
+def sasl_passwd_mode(t):
+    """A password file readable by others is a config error (78) naming the
+    file; the client does not even connect."""
+    t.serve([GREETING, expect_eof(allow_quit=True)])
+    t.sasl_config(USER, PASSWORD)
+    os.chmod(t.path("sasl_passwd"), 0o644)
+    t.hato(["-f", SENDER, R1], std_message())
+    t.exit_code(EX_CONFIG)
+    t.stderr_has(t.path("sasl_passwd"))
+    t.check(t.run.server.connections == 0, "client connected despite the config error")

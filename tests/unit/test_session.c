@@ -1,0 +1,490 @@
+/*
+ * The session core without sockets: server bytes are fed in random pieces
+ * and what the client writes is compared byte for byte after each step.
+ */
+#include <stdlib.h>
+
+#include "check.h"
+#include "hato.h"
+
+typedef struct step {
+    const char *server; /* bytes the server sends (NULL: end of connection) */
+    const char *client; /* everything the client must write next */
+} step;
+
+typedef struct logbook {
+    char text[16384];
+    size_t len;
+} logbook;
+
+static void collect_log(void *user, hato_log_level level, const char *line)
+{
+    (void)level;
+    logbook *lb = user;
+    size_t n = strlen(line);
+    if (lb->len + n + 2 < sizeof lb->text) {
+        memcpy(lb->text + lb->len, line, n);
+        lb->len += n;
+        lb->text[lb->len++] = '\n';
+        lb->text[lb->len] = '\0';
+    }
+}
+
+/* Everything the session wants to write, as a string (owned by caller). */
+static char *drain(hato_session *s)
+{
+    size_t cap = 1 << 16, used = 0;
+    char *all = malloc(cap);
+    while (hato_session_want(s) & HATO_WANT_WRITE) {
+        size_t len;
+        const uint8_t *out = hato_session_output(s, &len);
+        if (len == 0)
+            break;
+        if (used + len + 1 > cap) {
+            while (used + len + 1 > cap)
+                cap *= 2;
+            all = realloc(all, cap);
+        }
+        memcpy(all + used, out, len);
+        used += len;
+        hato_session_output_done(s, len);
+    }
+    all[used] = '\0';
+    return all;
+}
+
+/* Feeds data cut into pieces of 1..maxpiece bytes. */
+static void feed(hato_session *s, const char *data, unsigned *seed, size_t maxpiece)
+{
+    size_t n = strlen(data);
+    for (size_t i = 0; i < n;) {
+        size_t k = 1 + (size_t)rand_r(seed) % maxpiece;
+        if (k > n - i)
+            k = n - i;
+        hato_session_input(s, (const uint8_t *)data + i, k);
+        i += k;
+    }
+}
+
+/* Runs the script with several cuttings of the server's bytes; returns the
+ * session of the last run for the caller to inspect (caller frees). */
+static hato_session *run(const hato_options *o, hato_message *m, const step *script)
+{
+    hato_session *s = NULL;
+    for (unsigned round = 0; round < 8; round++) {
+        unsigned seed = round * 7919u + 1;
+        hato_session_free(s);
+        s = hato_session_new(o, m, "192.0.2.1");
+        size_t maxpiece = round == 0 ? 1 : round == 1 ? 1000 : round * 3;
+        for (const step *st = script; st->client != NULL || st->server != NULL; st++) {
+            if (st->server == NULL)
+                hato_session_input_eof(s);
+            else
+                feed(s, st->server, &seed, maxpiece);
+            char *got = drain(s);
+            if (round == 0 || strcmp(got, st->client ? st->client : "") != 0)
+                CHECK_STR(got, st->client ? st->client : "");
+            free(got);
+        }
+    }
+    return s;
+}
+
+static hato_options *plain_options(logbook *lb)
+{
+    hato_options *o = hato_options_new();
+    hato_options_set_relay(o, "relay.example", 25);
+    hato_options_set_tls_level(o, HATO_TLS_NONE);
+    hato_options_set_helo_name(o, "client.example");
+    if (lb != NULL)
+        hato_options_set_log(o, collect_log, lb, HATO_LOG_TRACE);
+    return o;
+}
+
+static hato_message *message(const char *content, int nrcpt)
+{
+    static const char *const rcpts[] = {"a@example.test", "b@example.test", "c@example.test"};
+    hato_message *m = hato_message_new();
+    hato_message_set_sender(m, "me@example.test");
+    for (int i = 0; i < nrcpt; i++)
+        hato_message_add_recipient(m, rcpts[i]);
+    hato_message_set_content(m, content, strlen(content));
+    return m;
+}
+
+static void test_plain_send(void)
+{
+    hato_options *o = plain_options(NULL);
+    hato_message *m = message("Subject: x\n\n.hidden\nbody", 1);
+    const step script[] = {
+        {"220 relay ESMTP\r\n", "EHLO client.example\r\n"},
+        {"250-relay\r\n250 8BITMIME\r\n", "MAIL FROM:<me@example.test>\r\n"},
+        {"250 2.1.0 Ok\r\n", "RCPT TO:<a@example.test>\r\n"},
+        {"250 2.1.5 Ok\r\n", "DATA\r\n"},
+        {"354 go\r\n", "Subject: x\r\n\r\n..hidden\r\nbody\r\n.\r\n"},
+        {"250 2.0.0 queued\r\n", "QUIT\r\n"},
+        {"221 bye\r\n", ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    CHECK(hato_session_want(s) & HATO_WANT_DONE);
+    CHECK(hato_session_error(s) == NULL);
+    CHECK(hato_message_sent(m));
+    const char *enh, *text;
+    CHECK_INT(hato_message_recipient_reply(m, 0, &enh, &text), 250);
+    CHECK_STR(enh, "2.1.5");
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+static void test_pipelining_partial(void)
+{
+    hato_options *o = plain_options(NULL);
+    hato_message *m = message("hi\n", 3);
+    const step script[] = {
+        {"220 relay ESMTP\r\n", "EHLO client.example\r\n"},
+        {"250-relay\r\n250 PIPELINING\r\n",
+         "MAIL FROM:<me@example.test>\r\nRCPT TO:<a@example.test>\r\n"
+         "RCPT TO:<b@example.test>\r\nRCPT TO:<c@example.test>\r\nDATA\r\n"},
+        {"250 ok\r\n250 ok\r\n550 5.1.1 <b@example.test>: no such user\r\n250 ok\r\n354 go\r\n",
+         "hi\r\n.\r\nQUIT\r\n"},
+        {"250 queued\r\n221 bye\r\n", ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    CHECK(hato_session_error(s) == NULL);
+    CHECK(hato_message_sent(m));
+    const char *enh, *text;
+    CHECK_INT(hato_message_recipient_reply(m, 0, NULL, NULL), 250);
+    CHECK_INT(hato_message_recipient_reply(m, 1, &enh, &text), 550);
+    CHECK_STR(enh, "5.1.1");
+    CHECK_HAS(text, "no such user");
+    CHECK_INT(hato_message_recipient_reply(m, 2, NULL, NULL), 250);
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+static void test_all_refused_no_pipelining(void)
+{
+    hato_options *o = plain_options(NULL);
+    hato_message *m = message("hi\n", 2);
+    const step script[] = {
+        {"220 relay\r\n", "EHLO client.example\r\n"},
+        {"250 relay\r\n", "MAIL FROM:<me@example.test>\r\n"},
+        {"250 ok\r\n", "RCPT TO:<a@example.test>\r\n"},
+        {"554 5.7.1 relay access denied\r\n", "RCPT TO:<b@example.test>\r\n"},
+        {"554 5.7.1 relay access denied\r\n", "QUIT\r\n"},
+        {"221 bye\r\n", ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    const hato_error *e = hato_session_error(s);
+    CHECK(e != NULL);
+    if (e) {
+        CHECK_INT(hato_error_code(e), HATO_E_RECIPIENTS);
+        CHECK(!hato_error_temporary(e));
+        CHECK_INT(hato_error_reply_code(e), 554);
+        CHECK_HAS(hato_error_message(e), "relay access denied");
+    }
+    CHECK(!hato_message_sent(m));
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+static void test_greeting_refused(void)
+{
+    hato_options *o = plain_options(NULL);
+    hato_message *m = message("hi\n", 1);
+    const step script[] = {
+        {"554 5.3.2 go away\r\n", "QUIT\r\n"},
+        {NULL, ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    const hato_error *e = hato_session_error(s);
+    CHECK(e != NULL && hato_error_code(e) == HATO_E_REPLY);
+    CHECK(e != NULL && !hato_error_temporary(e));
+    CHECK(e != NULL && hato_error_reply_code(e) == 554);
+    CHECK(e != NULL && strcmp(hato_error_server_text(e), "go away") == 0);
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+static void test_helo_fallback(void)
+{
+    hato_options *o = plain_options(NULL);
+    hato_message *m = message("hi\n", 1);
+    const step script[] = {
+        {"220 old\r\n", "EHLO client.example\r\n"},
+        {"502 what\r\n", "HELO client.example\r\n"},
+        {"250 old\r\n", "MAIL FROM:<me@example.test>\r\n"},
+        {"250 ok\r\n", "RCPT TO:<a@example.test>\r\n"},
+        {"250 ok\r\n", "DATA\r\n"},
+        {"354 go\r\n", "hi\r\n.\r\n"},
+        {"250 ok\r\n", "QUIT\r\n"},
+        {NULL, ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    CHECK(hato_session_error(s) == NULL);
+    CHECK(hato_message_sent(m));
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+static void test_auth_plain_redacted(void)
+{
+    logbook lb = {.len = 0};
+    hato_options *o = plain_options(&lb);
+    hato_options_set_credentials(o, "alice", "secret");
+    /* Plain text allowed on this link, as the guide's noanonymous does. */
+    hato_options_set_sasl_security(o, HATO_SASL_NOANONYMOUS, HATO_SASL_NOANONYMOUS);
+    hato_message *m = message("hi\n", 1);
+    const step script[] = {
+        {"220 relay\r\n", "EHLO client.example\r\n"},
+        {"250-relay\r\n250-AUTH=LOGIN\r\n250 AUTH PLAIN LOGIN\r\n",
+         "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"},
+        {"235 2.7.0 ok\r\n", "MAIL FROM:<me@example.test>\r\n"},
+        {"250 ok\r\n", "RCPT TO:<a@example.test>\r\n"},
+        {"250 ok\r\n", "DATA\r\n"},
+        {"354 go\r\n", "hi\r\n.\r\n"},
+        {"250 ok\r\n", "QUIT\r\n"},
+        {NULL, ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    CHECK(hato_session_error(s) == NULL);
+    CHECK_HAS(lb.text, "> AUTH PLAIN [redacted]");
+    CHECK(strstr(lb.text, "AGFsaWNlAHNlY3JldA") == NULL);
+    CHECK(strstr(lb.text, "secret") == NULL);
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+static void test_auth_login_refused(void)
+{
+    logbook lb = {.len = 0};
+    hato_options *o = plain_options(&lb);
+    hato_options_set_credentials(o, "alice", "secret");
+    hato_options_set_sasl_security(o, 0, 0);
+    hato_options_set_sasl_mechanisms(o, "login");
+    hato_message *m = message("hi\n", 1);
+    const step script[] = {
+        {"220 relay\r\n", "EHLO client.example\r\n"},
+        {"250-relay\r\n250 AUTH PLAIN LOGIN\r\n", "AUTH LOGIN\r\n"},
+        {"334 VXNlcm5hbWU6\r\n", "YWxpY2U=\r\n"},
+        {"334 UGFzc3dvcmQ6\r\n", "c2VjcmV0\r\n"},
+        {"535 5.7.8 Error: authentication failed\r\n", "QUIT\r\n"},
+        {"221 bye\r\n", ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    const hato_error *e = hato_session_error(s);
+    CHECK(e != NULL);
+    if (e) {
+        CHECK_INT(hato_error_code(e), HATO_E_AUTH);
+        CHECK_INT(hato_error_layer(e), HATO_LAYER_SASL);
+        CHECK_INT(hato_error_reply_code(e), 535);
+        CHECK_STR(hato_error_enhanced_code(e), "5.7.8");
+        CHECK_HAS(hato_error_message(e), "authentication as alice with LOGIN failed");
+    }
+    CHECK(strstr(lb.text, "c2VjcmV0") == NULL);
+    CHECK(strstr(lb.text, "secret") == NULL);
+    CHECK(strstr(lb.text, "YWxpY2U") == NULL);
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+static void test_no_mechanism(void)
+{
+    hato_options *o = plain_options(NULL);
+    hato_options_set_credentials(o, "alice", "secret");
+    hato_options_set_sasl_mechanisms(o, "plain, login");
+    hato_message *m = message("hi\n", 1);
+    const step script[] = {
+        {"220 relay\r\n", "EHLO client.example\r\n"},
+        {"250-relay\r\n250 AUTH CRAM-MD5 DIGEST-MD5\r\n", "QUIT\r\n"},
+        {NULL, ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    const hato_error *e = hato_session_error(s);
+    CHECK(e != NULL && hato_error_code(e) == HATO_E_AUTH_MECH);
+    if (e) {
+        CHECK_HAS(hato_error_message(e), "CRAM-MD5");
+        CHECK_HAS(hato_error_message(e), "smtp_sasl_mechanism_filter");
+    }
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+static void test_tls_required(void)
+{
+    hato_options *o = plain_options(NULL);
+    hato_options_set_tls_level(o, HATO_TLS_ENCRYPT);
+    hato_options_set_credentials(o, "alice", "secret");
+    hato_message *m = message("hi\n", 1);
+    const step script[] = {
+        {"220 relay\r\n", "EHLO client.example\r\n"},
+        {"250-relay\r\n250 AUTH PLAIN\r\n", "QUIT\r\n"},
+        {NULL, ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    const hato_error *e = hato_session_error(s);
+    CHECK(e != NULL && hato_error_code(e) == HATO_E_TLS_REQUIRED);
+    CHECK(e != NULL && hato_error_temporary(e));
+    CHECK(e != NULL && strstr(hato_error_message(e), "STARTTLS") != NULL);
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+static void test_starttls_injection(void)
+{
+    hato_options *o = plain_options(NULL);
+    hato_options_set_tls_level(o, HATO_TLS_ENCRYPT);
+    hato_message *m = message("hi\n", 1);
+    hato_session *s = hato_session_new(o, m, NULL);
+    const char *steps[] = {"220 relay\r\n", "250-relay\r\n250 STARTTLS\r\n"};
+    for (int i = 0; i < 2; i++) {
+        hato_session_input(s, (const uint8_t *)steps[i], strlen(steps[i]));
+        free(drain(s));
+    }
+    const char *inject = "220 go ahead\r\n250 injected\r\n";
+    hato_session_input(s, (const uint8_t *)inject, strlen(inject));
+    const hato_error *e = hato_session_error(s);
+    CHECK(e != NULL && hato_error_code(e) == HATO_E_PROTOCOL);
+    CHECK(e != NULL && strstr(hato_error_message(e), "injection") != NULL);
+    char *rest = drain(s);
+    CHECK_STR(rest, "");
+    free(rest);
+    CHECK(hato_session_want(s) & HATO_WANT_DONE);
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+static void test_disconnect_mid_body(void)
+{
+    hato_options *o = plain_options(NULL);
+    hato_message *m = message("hi\n", 1);
+    hato_session *s = hato_session_new(o, m, NULL);
+    const char *steps[] = {"220 relay\r\n", "250 relay\r\n", "250 ok\r\n", "250 ok\r\n", "354 go\r\n"};
+    for (int i = 0; i < 5; i++) {
+        hato_session_input(s, (const uint8_t *)steps[i], strlen(steps[i]));
+        if (i < 4)
+            free(drain(s));
+    }
+    /* The body is pending; the server goes away before it is written. */
+    CHECK(hato_session_want(s) & HATO_WANT_WRITE);
+    hato_session_input_eof(s);
+    const hato_error *e = hato_session_error(s);
+    CHECK(e != NULL && hato_error_code(e) == HATO_E_NETWORK && hato_error_temporary(e));
+    CHECK(!hato_message_sent(m));
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+static ptrdiff_t failing_reader(void *user, char *buf, size_t cap)
+{
+    int *calls = user;
+    if ((*calls)++ == 0) {
+        const char *part = "first part\n";
+        size_t n = strlen(part) < cap ? strlen(part) : cap;
+        memcpy(buf, part, n);
+        return (ptrdiff_t)n;
+    }
+    return -1;
+}
+
+static void test_reader_error_never_sends_dot(void)
+{
+    hato_options *o = plain_options(NULL);
+    hato_message *m = message("", 1);
+    int calls = 0;
+    hato_message_set_reader(m, failing_reader, &calls);
+    hato_session *s = hato_session_new(o, m, NULL);
+    const char *steps[] = {"220 relay\r\n", "250 relay\r\n", "250 ok\r\n", "250 ok\r\n", "354 go\r\n"};
+    for (int i = 0; i < 5; i++) {
+        hato_session_input(s, (const uint8_t *)steps[i], strlen(steps[i]));
+        char *out = drain(s);
+        if (i == 4)
+            CHECK_STR(out, "first part\r\n");
+        free(out);
+    }
+    const hato_error *e = hato_session_error(s);
+    CHECK(e != NULL && hato_error_code(e) == HATO_E_BODY);
+    CHECK(hato_session_want(s) & HATO_WANT_DONE);
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+static void test_timeouts(void)
+{
+    hato_options *o = plain_options(NULL);
+    hato_options_set_timeout(o, HATO_TIMEOUT_HELO, 2000);
+    hato_options_set_timeout(o, HATO_TIMEOUT_MAIL, 3000);
+    hato_message *m = message("hi\n", 1);
+    hato_session *s = hato_session_new(o, m, NULL);
+    CHECK_INT(hato_session_timeout(s), 2000);
+    hato_session_input(s, (const uint8_t *)"220 x\r\n", 7);
+    free(drain(s));
+    hato_session_input(s, (const uint8_t *)"250 x\r\n", 7);
+    free(drain(s));
+    CHECK_INT(hato_session_timeout(s), 3000);
+    hato_session_timed_out(s);
+    const hato_error *e = hato_session_error(s);
+    CHECK(e != NULL && hato_error_code(e) == HATO_E_TIMEOUT && hato_error_temporary(e));
+    CHECK(e != NULL && strstr(hato_error_message(e), "within 3 s") != NULL);
+    CHECK_INT(hato_session_timeout(s), -1);
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+static void test_overlong_reply(void)
+{
+    hato_options *o = plain_options(NULL);
+    hato_message *m = message("hi\n", 1);
+    hato_session *s = hato_session_new(o, m, NULL);
+    char junk[4096];
+    memset(junk, 'x', sizeof junk);
+    memcpy(junk, "220 ", 4);
+    for (int i = 0; i < 100 && !(hato_session_want(s) & HATO_WANT_DONE); i++)
+        hato_session_input(s, (const uint8_t *)junk, sizeof junk);
+    const hato_error *e = hato_session_error(s);
+    CHECK(e != NULL && hato_error_code(e) == HATO_E_PROTOCOL);
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+int main(void)
+{
+    test_plain_send();
+    test_pipelining_partial();
+    test_all_refused_no_pipelining();
+    test_greeting_refused();
+    test_helo_fallback();
+    test_auth_plain_redacted();
+    test_auth_login_refused();
+    test_no_mechanism();
+    test_tls_required();
+    test_starttls_injection();
+    test_disconnect_mid_body();
+    test_reader_error_never_sends_dot();
+    test_timeouts();
+    test_overlong_reply();
+    return check_finish("session");
+}
