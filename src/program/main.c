@@ -63,10 +63,6 @@ struct program {
     char *hbuf;
     size_t hbuf_len, rest_off;
     unsigned long long size;
-
-    /* The reply to the final dot, from the trace, for the maillog. */
-    bool after_dot;
-    char data_reply[512];
 };
 
 static void say(const char *fmt, ...)
@@ -366,14 +362,6 @@ static void on_log(void *user, hato_log_level level, const char *line)
 {
     struct program *pg = user;
 
-    if (level == HATO_LOG_TRACE) {
-        if (strcmp(line, "> .") == 0) {
-            pg->after_dot = true;
-        } else if (pg->after_dot && line[0] == '<' && strlen(line) > 5 && line[5] == ' ') {
-            snprintf(pg->data_reply, sizeof pg->data_reply, "%s", line + 2);
-            pg->after_dot = false;
-        }
-    }
     if (pg->args.verbose > 0)
         say("%s", line);
     else if (level == HATO_LOG_WARNING)
@@ -464,9 +452,11 @@ static int build_options(struct program *pg, hato_options *o)
         return options_fail(rc, "smtp_sasl_security_options");
     if ((rc = hato_options_set_helo_name(o, c->helo_name)) != HATO_OK)
         return options_fail(rc, "smtp_helo_name");
-    /* TRACE always: the reply to the final dot is read from it for the
-     * maillog; on_log prints only what -v asks for. */
-    if ((rc = hato_options_set_log(o, on_log, pg, HATO_LOG_TRACE)) != HATO_OK)
+    /* -v shows everything; smtp_tls_loglevel chooses what the maillog gets. */
+    hato_log_level level = pg->args.verbose > 0 ? HATO_LOG_TRACE
+                           : c->tls_loglevel >= 2 ? HATO_LOG_DEBUG
+                           : c->tls_loglevel >= 1 ? HATO_LOG_INFO : HATO_LOG_WARNING;
+    if ((rc = hato_options_set_log(o, on_log, pg, level)) != HATO_OK)
         return options_fail(rc, "the log callback");
     return set_credentials(pg, o);
 }
@@ -496,15 +486,13 @@ static int report_recipients(struct program *pg, hato_message *m, const char *re
     int nrefused = 0;
     /* dsn= of a sent recipient: the enhanced code of the reply to the
      * final dot ("250 2.0.0 Ok: queued as X"), as Postfix logs it. */
-    char data_dsn[16] = "2.0.0";
-    const char *dr = pg->data_reply;
-    if (strlen(dr) > 4 && dr[0] == '2' && dr[3] == ' ' && dr[4] == '2' && dr[5] == '.') {
-        size_t dl = strspn(dr + 4, "0123456789.");
-        if (dl >= 5 && dl < sizeof data_dsn) {
-            memcpy(data_dsn, dr + 4, dl);
-            data_dsn[dl] = '\0';
-        }
-    }
+    const char *data_enh = "", *data_text = "";
+    int data_code = hato_message_data_reply(m, &data_enh, &data_text);
+    const char *data_dsn = data_enh[0] ? data_enh : "2.0.0";
+    char data_reply[600] = "accepted by the relay";
+    if (data_code != 0)
+        snprintf(data_reply, sizeof data_reply, "%d%s%s %s", data_code, data_enh[0] ? " " : "",
+                 data_enh, data_text);
 
     for (size_t i = 0; i < n; i++) {
         const char *e = "", *text = "";
@@ -512,8 +500,7 @@ static int report_recipients(struct program *pg, hato_message *m, const char *re
         int code = hato_message_recipient_reply(m, i, &e, &text);
         char reason[1024];
         if (code >= 200 && code < 300) {
-            log_recipient(pg, rcpt, relay, data_dsn, "sent",
-                          pg->data_reply[0] ? pg->data_reply : "accepted by the relay");
+            log_recipient(pg, rcpt, relay, data_dsn, "sent", data_reply);
             continue;
         }
         snprintf(reason, sizeof reason, "%d%s%s%s%s", code, e[0] ? " " : "", e, text[0] ? " " : "", text);
