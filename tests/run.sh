@@ -114,14 +114,14 @@ variant() {
     # The 3.6 libraries are not in the loader's path; the build is meant to
     # carry an rpath to them.  Fall back to LD_LIBRARY_PATH if it does not.
     if [ "$name" != b ]; then
-        local exe rpath_ok=no
+        local exe missing=no
         while IFS= read -r exe; do
-            if readelf -d "$exe" 2>/dev/null | grep -E 'R(UN)?PATH' | grep -qF "$mbedtls36/lib"; then
-                rpath_ok=yes
+            if ldd "$exe" 2>/dev/null | grep -q 'not found'; then
+                missing=yes
             fi
         done < <(find "$dir" -name hato -type f -perm -u+x 2>/dev/null)
-        if [ "$rpath_ok" = no ]; then
-            echo "run.sh: no rpath to $mbedtls36/lib in the hato program; setting LD_LIBRARY_PATH"
+        if [ "$missing" = yes ]; then
+            echo "run.sh: the hato program does not find all its libraries; setting LD_LIBRARY_PATH=$mbedtls36/lib"
             envs+=("LD_LIBRARY_PATH=$mbedtls36/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
         fi
     fi

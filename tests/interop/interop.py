@@ -211,8 +211,9 @@ class Interop:
             check(form not in text, "hato's output contains %s" % what)
 
     def expect_sent(self, proc):
+        last = "\n".join(proc.err.strip().splitlines()[-3:])
         check(proc.returncode == EX_OK,
-              "hato exited %d, expected 0 (sent); stderr: %s" % (proc.returncode, proc.err.strip()))
+              "hato exited %d, expected 0 (sent); stderr ends with:\n%s" % (proc.returncode, last))
 
     # ---- Maildirs ------------------------------------------------------
 

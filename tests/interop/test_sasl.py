@@ -19,6 +19,9 @@ def run(mech, t):
     key = "[%s]:%d" % (t.host, t.port_starttls)
     settings = [("relayhost", key)] + t.auth_settings(key) + [
         ("smtp_sasl_mechanism_filter", mech),
+        # Postfix's default (noplaintext, noanonymous) would forbid PLAIN and
+        # LOGIN even inside TLS.
+        ("smtp_sasl_tls_security_options", "noanonymous"),
         ("smtp_tls_security_level", "verify"),
         ("smtp_tls_CAfile", t.ca),
         ("myhostname", "client.example.test"),

@@ -35,9 +35,9 @@ ports="$port_starttls $port_smtps $port_plain"
 # Refuse to fight over ports with something else (another state dir, a stray
 # server): the tests would then talk to the wrong instance.
 for p in $ports; do
-    if ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then
-        echo "start.sh: port $p is already in use by another process:" >&2
-        ss -Hltnp "sport = :$p" >&2 || true
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        echo "start.sh: port $p is already in use by another process" >&2
+        if command -v ss >/dev/null; then ss -Hltnp "sport = :$p" >&2 || true; fi
         echo "start.sh: stop it (tests/servers/stop.sh ITS_STATE_DIR) or set HATO_SERVERS_PORT_*" >&2
         exit 1
     fi

@@ -25,7 +25,17 @@ if [ -n "$missing" ]; then
     apt-get install -y -q --no-install-recommends $missing
 fi
 
-[ -f "$prefix/lib/pkgconfig/mbedtls.pc" ] && exit 0
+# The .pc files name the prefix by its absolute path: point them at where
+# the tree is now (the checkout may have been moved or copied).
+fix_pc_files() {
+    for pc in "$prefix"/lib/pkgconfig/*.pc; do
+        sed -i "s|^prefix=.*|prefix=$prefix|; s|^libdir=.*|libdir=$prefix/lib|; s|^includedir=.*|includedir=$prefix/include|" "$pc"
+    done
+}
+if [ -f "$prefix/lib/pkgconfig/mbedtls.pc" ]; then
+    grep -qx "prefix=$prefix" "$prefix/lib/pkgconfig/mbedtls.pc" || fix_pc_files
+    exit 0
+fi
 
 # mbedTLS 3.6 LTS from Debian 13, through a private apt state so the system's
 # sources and package database stay as they were.  The archive URIs are the
@@ -55,7 +65,5 @@ mkdir -p "$prefix/lib/pkgconfig" "$prefix/include"
 cp -a "$state/root/usr/include/." "$prefix/include/"
 cp -a "$state/root/usr/lib/$arch/." "$prefix/lib/"
 # The .pc files name /usr; point them at the private prefix.
-for pc in "$prefix"/lib/pkgconfig/*.pc; do
-    sed -i "s|^prefix=.*|prefix=$prefix|; s|^libdir=.*|libdir=$prefix/lib|; s|^includedir=.*|includedir=$prefix/include|" "$pc"
-done
+fix_pc_files
 echo "install-deps: mbedTLS $(sed -n 's/^Version: *//p' "$prefix/lib/pkgconfig/mbedtls.pc") in $prefix"
