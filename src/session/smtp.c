@@ -135,11 +135,11 @@ static void trace_reply(const smtp *s, const reply *r)
 /* Ends politely: QUIT when the connection can still carry it. */
 static void enter_quit(smtp *s)
 {
+    smtp_set_state(s, SMTP_QUIT);
     if (!s->quit_sent) {
         send_line(s, NULL, "QUIT");
         s->quit_sent = true;
     }
-    smtp_set_state(s, SMTP_QUIT);
 }
 
 void smtp_fail(smtp *s, hato_code code, hato_layer layer, bool temporary, const char *fmt, ...)
@@ -177,8 +177,8 @@ static void fail_reply(smtp *s, hato_code code, const reply *r, const char *what
 static void enter_ehlo(smtp *s)
 {
     memset(&s->caps, 0, sizeof s->caps);
-    send_line(s, NULL, "EHLO %s", s->helo_name);
     smtp_set_state(s, SMTP_EHLO);
+    send_line(s, NULL, "EHLO %s", s->helo_name);
 }
 
 static void enter_envelope(smtp *s);
@@ -223,13 +223,13 @@ static void enter_auth(smtp *s)
     }
     char trace[64];
     snprintf(trace, sizeof trace, "AUTH %s%s", s->mech, initial ? " [redacted]" : "");
+    smtp_set_state(s, SMTP_AUTH);
     if (initial != NULL)
         /* RFC 4954 section 4: "=" stands for an empty initial response. */
         send_line(s, trace, "AUTH %s %s", s->mech, initial[0] ? initial : "=");
     else
         send_line(s, trace, "AUTH %s", s->mech);
     secret_free(initial);
-    smtp_set_state(s, SMTP_AUTH);
 }
 
 /* After (E)HLO, and after STARTTLS's second EHLO. */
@@ -309,16 +309,16 @@ static void on_ehlo(smtp *s, const reply *r)
         ehlo_parse(&s->caps, r);
         const hato_options *o = s->opt;
         if (!s->tls_active && o->tls_level >= HATO_TLS_MAY && (s->caps.flags & EHLO_STARTTLS)) {
-            send_line(s, NULL, "STARTTLS");
             smtp_set_state(s, SMTP_STARTTLS);
+            send_line(s, NULL, "STARTTLS");
             return;
         }
         enter_session(s);
     } else if (reply_class(r) == 5) {
         /* RFC 5321 section 3.2: a server that does not know EHLO gets HELO. */
         memset(&s->caps, 0, sizeof s->caps);
-        send_line(s, NULL, "HELO %s", s->helo_name);
         smtp_set_state(s, SMTP_HELO);
+        send_line(s, NULL, "HELO %s", s->helo_name);
     } else {
         fail_reply(s, HATO_E_REPLY, r, "EHLO refused");
     }

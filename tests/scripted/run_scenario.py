@@ -129,14 +129,26 @@ class Case:
     def path(self, name):
         return os.path.join(self.dir, name)
 
+    def hosts(self, text):
+        """Run hato in a private mount namespace whose /etc/hosts is `text`,
+        so one name can resolve to several loopback addresses."""
+        path = self.path("hosts")
+        with open(path, "w") as f:
+            f.write(text)
+        self.hosts_file = path
+
     # -- running the client ----------------------------------------------
 
     def hato(self, args, message):
         stdin_path = self.path("message.in")
         with open(stdin_path, "wb") as f:
             f.write(message)
-        binary = os.environ.get("HATO_BIN", "")
+        binary = os.path.abspath(os.environ["HATO_BIN"]) if os.environ.get("HATO_BIN") else ""
         argv = [binary or "hato", "-C", self.cf] + list(args)
+        if getattr(self, "hosts_file", None):
+            # unshare and sh exec in turn, so hato keeps the pid watched below.
+            argv = ["unshare", "--mount", "sh", "-c",
+                    'mount --bind "$0" /etc/hosts && exec "$@"', self.hosts_file] + argv
         shown = " ".join(shlex.quote(a) for a in argv) + " < " + stdin_path
         if self.manual:
             print("server listening on %s; config %s" % (self.relayhost, self.cf))
