@@ -145,6 +145,12 @@ class Case:
             f.write(message)
         binary = os.path.abspath(os.environ["HATO_BIN"]) if os.environ.get("HATO_BIN") else ""
         argv = [binary or "hato", "-C", self.cf] + list(args)
+        if getattr(self, "invoked_as", None):
+            # The same program through a symlink, as /usr/sbin/sendmail.
+            link = self.path(self.invoked_as)
+            if not os.path.lexists(link):
+                os.symlink(argv[0], link)
+            argv[0] = link
         if getattr(self, "hosts_file", None):
             # unshare and sh exec in turn, so hato keeps the pid watched below.
             argv = ["unshare", "--mount", "sh", "-c",

@@ -8,6 +8,7 @@ the program, then the checks collect failures (all are reported at once).
 
 import base64
 import os
+import pwd
 import re
 import socket
 
@@ -31,6 +32,8 @@ def scenario(fn):
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 67, 69, 75, 78
 
 SENDER = "sender@example.test"
+# The invoking user: the default envelope sender, qualified with myorigin.
+LOGIN = pwd.getpwuid(os.getuid()).pw_name
 R1, R2, R3 = "rcpt1@example.test", "rcpt2@example.test", "rcpt3@example.test"
 USER, PASSWORD = "hato-user", "Pw-s3cr3t-9x7q"
 
@@ -293,6 +296,41 @@ def no_pipelining(t):
 
 
 # -- message content -------------------------------------------------------------
+
+
+@scenario
+def invoked_as_sendmail(t):
+    """Through a symlink named sendmail it behaves the same."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME")] + transaction([R1]))
+    t.config()
+    t.invoked_as = "sendmail"
+    msg = std_message()
+    t.hato(["-oi", "-f", SENDER, R1], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.stderr_quiet()
+    body_is(t, dot_stuff(msg))
+
+
+@scenario
+def local_names_qualified(t):
+    """Bare local names get @myorigin: the recipient "root", the default
+    envelope sender (the invoking user) and the From header made for it."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
+             expect(r"MAIL FROM:<%s@example\.test>" % re.escape(LOGIN)), send("250 2.1.0 Ok"),
+             expect(rcpt("root@example.test")), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go ahead"), expect_data(),
+             send("250 2.0.0 Ok: queued as SCRIPTED")] + quit_and_close())
+    t.config(myorigin="example.test")
+    t.hato(["-i", "root"], b"Subject: cron output\n\nhello\n")
+    t.server_ok()
+    t.exit_code(EX_OK)
+    if len(t.run.server.messages) == 1:
+        head = t.run.server.messages[0].partition(b"\r\n\r\n")[0]
+        t.check(re.search(rb"(?mi)^From: .*<?%s@example\.test>?" % re.escape(LOGIN.encode()), head),
+                "no From header for %s@example.test was added: %r" % (LOGIN, head))
+    else:
+        t.fail("no message on the wire")
 
 
 @scenario
