@@ -72,7 +72,6 @@ smtp_tls_security_level = verify
 smtp_tls_CAfile = $HATO_TEST_CA
 smtp_sasl_auth_enable = yes
 smtp_sasl_password_maps = hash:$client/sasl_passwd
-smtp_sasl_tls_security_options = noanonymous
 myhostname = client.example.test
 maillog_file = $client/maillog
 CONF

@@ -10,6 +10,8 @@ Cases:
   smtps           the same over implicit TLS (smtp_tls_wrappermode = yes),
                   level verify against the test CA
   ipv6            relayhost [::1]:port, STARTTLS, level verify
+  minimal         only relayhost, password map and CA: the defaults (verify,
+                  PLAIN allowed inside TLS) carry the message
   plain-port      no TLS at all, AUTH PLAIN allowed explicitly
                   (smtp_sasl_security_options = noanonymous)
 """
@@ -146,7 +148,32 @@ def plain_port(t):
           "Postfix saw sasl_method=%s, expected PLAIN" % session.get("sasl_method"))
 
 
+def minimal(t):
+    """Only what hato needs: relayhost, the password map, the CA.  The
+    defaults (level verify; PLAIN allowed inside TLS) must carry it, with
+    PLAIN forced so the TLS-only default is what permits it."""
+    key = "[%s]:%d" % (t.host, t.port_starttls)
+    pwmap = t.write_password_map([(key, t.user, t.password)])
+    config = t.write_config([
+        ("relayhost", key),
+        ("smtp_sasl_auth_enable", "yes"),
+        ("smtp_sasl_password_maps", "hash:" + pwmap),
+        ("smtp_sasl_mechanism_filter", "plain"),
+        ("smtp_tls_CAfile", t.ca),
+    ])
+    msgid = t.message_id()
+    msg = ("From: alice@example.test\nTo: bob@example.test\nDate: %s\nMessage-ID: %s\n"
+           "Subject: defaults\n\nnothing but the essentials\n"
+           % (interop.rfc2822_date(), msgid)).encode()
+    t.expect_sent(t.run_hato(config, ["-i", "-f", t.user, "bob@example.test"], msg))
+    t.wait_delivered(msgid, ["bob"])
+    session = t.smtpd_session(msgid)
+    check(session.get("sasl_method") == "PLAIN",
+          "Postfix saw sasl_method=%s, expected PLAIN" % session.get("sasl_method"))
+
+
 CASES = {
+    "minimal": minimal,
     "guide-starttls": guide_starttls,
     "smtps": smtps,
     "ipv6": ipv6,

@@ -38,7 +38,8 @@ static void test_defaults(void)
     CHECK(!c.sasl_enable);
     CHECK(c.auth_soft_bounce);
     CHECK_INT(c.sasl_plain, HATO_SASL_NOPLAINTEXT | HATO_SASL_NOANONYMOUS);
-    CHECK_INT(c.sasl_tls, HATO_SASL_NOPLAINTEXT | HATO_SASL_NOANONYMOUS);
+    /* Not Postfix's default: plaintext mechanisms are fine inside TLS. */
+    CHECK_INT(c.sasl_tls, HATO_SASL_NOANONYMOUS);
     CHECK_INT(c.family, HATO_FAMILY_ANY);
     CHECK_STR(c.myhostname, "mail.example.org");
     CHECK_STR(c.mydomain, "example.org");
@@ -176,10 +177,14 @@ static void test_expansion(void)
     CHECK_INT(parse(&c, "maillog_file = /var/log/$unknown_thing.log\n", err, sizeof err), CONFIG_OK);
     CHECK_STR(c.maillog_file, "/var/log/$unknown_thing.log");
 
-    /* smtp_sasl_tls_security_options defaults to $smtp_sasl_security_options. */
+    /* smtp_sasl_tls_security_options is independent of the plain-link
+     * setting, and takes $references like any value. */
     CHECK_INT(parse(&c, "smtp_sasl_security_options = noanonymous\n", err, sizeof err), CONFIG_OK);
     CHECK_INT(c.sasl_tls, HATO_SASL_NOANONYMOUS);
     CHECK_INT(c.sasl_plain, HATO_SASL_NOANONYMOUS);
+    CHECK_INT(parse(&c, "smtp_sasl_tls_security_options = $smtp_sasl_security_options\n",
+                    err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.sasl_tls, HATO_SASL_NOPLAINTEXT | HATO_SASL_NOANONYMOUS);
 
     /* A loop is an error, not a hang. */
     CHECK_INT(parse(&c, "myhostname = $myorigin\nmyorigin = $myhostname\n", err, sizeof err),
