@@ -606,7 +606,16 @@ static int send_message(struct program *pg)
         snprintf(line + k, sizeof line - (size_t)k, "; exit status 75 (try later) because "
                  "smtp_sasl_auth_soft_bounce = yes");
     say("%s", line);
-    const char *dsn = enh[0] ? enh : exitcode_dsn(rc, ex == EX_TEMPFAIL);
+    /* A deferral never carries a 5.x.x code, even when a soft bounce
+     * turned a permanent refusal into one (Postfix logs 4.7.8 for 535). */
+    char dsn_buf[16];
+    const char *dsn = exitcode_dsn(rc, ex == EX_TEMPFAIL);
+    if (enh[0] != '\0') {
+        snprintf(dsn_buf, sizeof dsn_buf, "%s", enh);
+        if (ex == EX_TEMPFAIL)
+            dsn_buf[0] = '4';
+        dsn = dsn_buf;
+    }
     for (size_t i = 0; i < pg->nrcpts; i++)
         log_recipient(pg, pg->rcpts[i], relay, dsn, exitcode_status(ex), msg);
 

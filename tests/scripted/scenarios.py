@@ -521,13 +521,18 @@ def auth_535(t):
     t.serve([GREETING, expect(EHLO), ehlo_reply("AUTH PLAIN"),
              auth(USER, PASSWORD, reply="535 5.7.8 Error: bad credentials (scripted)"),
              expect_eof(allow_quit=True)])
-    t.sasl_config(USER, PASSWORD)
+    t.sasl_config(USER, PASSWORD, maillog_file=t.path("maillog"))
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
     t.exit_code(EX_TEMPFAIL)
     t.stderr_has("authentication", "bad credentials (scripted)")
     t.no_command("MAIL")
     secrets_absent(t, t.run.stderr, "stderr")
+    # Deferred, so the log carries 4.7.8 as Postfix's soft bounce does.
+    with open(t.path("maillog")) as f:
+        log = f.read()
+    t.check(re.search(r"to=<%s>, .*dsn=4\.7\.8, status=deferred \(.*bad credentials" % re.escape(R1),
+                      log), "maillog has no deferred 4.7.8 line for %s: %r" % (R1, log))
 
 
 @scenario
