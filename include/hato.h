@@ -135,12 +135,25 @@ typedef void (*hato_log_fn)(void *user, hato_log_level level, const char *line);
 
 typedef struct hato_options hato_options;
 
+/* Postfix's smtp_tls_security_level values.  Every level from ENCRYPT up
+ * requires TLS. */
 typedef enum hato_tls_level {
-    HATO_TLS_NONE = 0,    /* never TLS (plain text) */
-    HATO_TLS_MAY = 1,     /* STARTTLS when offered, unverified */
-    HATO_TLS_ENCRYPT = 2, /* TLS required, certificate not verified */
-    HATO_TLS_VERIFY = 3,  /* TLS required, certificate and name verified (default) */
+    HATO_TLS_NONE = 0,        /* never TLS (plain text) */
+    HATO_TLS_MAY = 1,         /* STARTTLS when offered, unverified */
+    HATO_TLS_ENCRYPT = 2,     /* TLS required, certificate not verified */
+    HATO_TLS_VERIFY = 3,      /* TLS required, certificate and name verified (default) */
+    HATO_TLS_SECURE = 4,      /* as VERIFY; for a relay the checks are the same */
+    HATO_TLS_FINGERPRINT = 5, /* TLS required; the certificate or its public key
+                                 must match a pinned digest (no CA involved) */
+    HATO_TLS_TOFU = 6,        /* TLS required; trust on first use: the server's
+                                 public key is recorded in the state directory on
+                                 first contact and must match afterwards */
 } hato_tls_level;
+
+typedef enum hato_tls_version {
+    HATO_TLS_V1_2 = 12,
+    HATO_TLS_V1_3 = 13,
+} hato_tls_version;
 
 typedef enum hato_family {
     HATO_FAMILY_ANY = 0,  /* Postfix inet_protocols = all */
@@ -188,6 +201,24 @@ HATO_EXPORT hato_code hato_options_set_tls_wrapper(hato_options *o, bool implici
 HATO_EXPORT hato_code hato_options_set_ca_file(hato_options *o, const char *path);
 HATO_EXPORT hato_code hato_options_set_ca_path(hato_options *o, const char *directory);
 HATO_EXPORT hato_code hato_options_set_tls_server_name(hato_options *o, const char *name);
+/* Oldest protocol version accepted (default HATO_TLS_V1_2; older ones are
+ * never offered).  HATO_TLS_V1_3 fails against a TLS 1.2-only library or
+ * server. */
+HATO_EXPORT hato_code hato_options_set_tls_min_version(hato_options *o, hato_tls_version v);
+/* A client certificate and its private key (PEM files), for servers that
+ * ask for one and for SASL EXTERNAL.  NULL cert clears both. */
+HATO_EXPORT hato_code hato_options_set_client_cert(hato_options *o, const char *cert_file, const char *key_file);
+/* HATO_TLS_FINGERPRINT: adds a pin, colon-separated hex as Postfix prints
+ * it ("AB:CD:..."), of the whole certificate (public_key false) or of its
+ * SubjectPublicKeyInfo (public_key true); any one match passes. */
+HATO_EXPORT hato_code hato_options_add_tls_fingerprint(hato_options *o, bool public_key, const char *hex);
+/* Digest of the pins: "sha256" (default), "sha384", "sha512" or "sha1". */
+HATO_EXPORT hato_code hato_options_set_tls_fingerprint_digest(hato_options *o, const char *digest);
+/* A directory private to the user (created 0700 when missing) where the
+ * library keeps TLS session tickets per relay, so a later process resumes
+ * instead of paying a full handshake, and the keys pinned by HATO_TLS_TOFU.
+ * NULL (default): no files; sessions are still resumed within one client. */
+HATO_EXPORT hato_code hato_options_set_state_dir(hato_options *o, const char *directory);
 
 /* Authentication.  With credentials set, the client authenticates when the
  * server offers AUTH.  The password is copied into memory that is wiped when
@@ -262,6 +293,20 @@ HATO_EXPORT const hato_error *hato_client_error(const hato_client *c);
 /* The relay of the last connection as "host[address]:port", or "" before
  * one was made. */
 HATO_EXPORT const char *hato_client_peer(const hato_client *c);
+
+/* Receives one line of a probe report, without newline. */
+typedef void (*hato_probe_fn)(void *user, const char *line);
+/* Diagnoses the relay without sending mail: which of the relay host's
+ * ports 25, 465 and 587 answer (short timeouts; a silent 25 with an
+ * answering 587 is Outbound Port 25 Blocking), then on the configured
+ * port: the greeting, TLS version, cipher and certificate chain (subject,
+ * issuer, validity, SHA-256 fingerprint) and whether it verifies, the
+ * capabilities before and after STARTTLS, the SASL mechanisms offered, the
+ * one hato would choose and why the others were passed over, and, when
+ * credentials are set, whether the login succeeds.  Each line goes to fn.
+ * Returns HATO_OK when a message could be sent with these settings;
+ * otherwise the failure, described by hato_client_error(). */
+HATO_EXPORT hato_code hato_client_probe(hato_client *c, hato_probe_fn fn, void *user);
 
 /* ------------------------------------------------------------------ */
 /* Session: the protocol core without I/O                              */
