@@ -161,10 +161,19 @@ typedef enum hato_family {
     HATO_FAMILY_IPV6 = 2,
 } hato_family;
 
-/* SASL security options, Postfix's names. */
+/* SASL security options, Postfix's names (docs/auth.md). */
 enum {
-    HATO_SASL_NOPLAINTEXT = 1u << 0, /* no PLAIN or LOGIN */
-    HATO_SASL_NOANONYMOUS = 1u << 1, /* no ANONYMOUS */
+    HATO_SASL_NOPLAINTEXT = 1u << 0,  /* no mechanism that sends the secret
+                                         itself: PLAIN, LOGIN, XOAUTH2,
+                                         OAUTHBEARER */
+    HATO_SASL_NOANONYMOUS = 1u << 1,  /* no ANONYMOUS */
+    HATO_SASL_NODICTIONARY = 1u << 2, /* no mechanism whose recorded exchange
+                                         allows offline password guessing:
+                                         PLAIN, LOGIN, CRAM-MD5, DIGEST-MD5,
+                                         SCRAM-* */
+    HATO_SASL_MUTUAL_AUTH = 1u << 3,  /* only mechanisms that prove the
+                                         server knows the password:
+                                         SCRAM-*, DIGEST-MD5 */
 };
 
 /* Each step's timeout, RFC 5321 section 4.5.3.2, Postfix's key in brackets. */

@@ -74,6 +74,7 @@ smtp_sasl_auth_enable = yes
 smtp_sasl_password_maps = hash:$client/sasl_passwd
 myhostname = client.example.test
 maillog_file = $client/maillog
+data_directory = $client/state
 CONF
 msgid="<demo.$$.$(date +%s)@example.test>"
 cat > "$client/message" <<MSG

@@ -3,8 +3,10 @@
 #
 # The whole test run: installs the dependencies, starts the private Postfix +
 # Dovecot servers once, then for each build variant configures, builds and
-# runs every meson test suite (unit, scripted, interop), and stops the
-# servers on exit, failure included.
+# runs every meson test suite (unit, scripted, interop, then secrets, which
+# greps every test's output for the test passwords and tokens; its check runs
+# once more on meson's finished testlog), and stops the servers on exit,
+# failure included.
 #
 #   a  mbedTLS 3.6 (Debian 13's, in .deps/mbedtls-3.6)        build/
 #   b  mbedTLS 2.28 (Debian 12's own, -Dmbedtls=system)         build-228/
@@ -23,7 +25,7 @@ while [ $# -gt 0 ]; do
     case $1 in
         --quick) quick=yes ;;
         --) shift; meson_test_args=("$@"); break ;;
-        -h|--help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -132,6 +134,12 @@ variant() {
     read -r p f s < <(counts "$dir")
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         f=1  # meson failed without a failing test (for example a bad argument)
+    fi
+    # The secrets suite ran last inside meson test, while meson was still
+    # writing its testlog; grep the finished testlog once more.
+    if ! python3 "$top/tests/secrets/check_secrets.py" --build "$dir" --testlog-only; then
+        echo "run.sh: a test password or token is in $dir/meson-logs (see above)"
+        f=$((f + 1))
     fi
     total_passed=$((total_passed + p))
     total_failed=$((total_failed + f))

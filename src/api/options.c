@@ -1,5 +1,6 @@
 #include "api/options.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,8 @@ hato_options *hato_options_new(void)
         return NULL;
     memcpy(o->timeout_ms, default_timeout_ms, sizeof o->timeout_ms);
     o->tls_level = HATO_TLS_VERIFY;
+    o->tls_min_version = HATO_TLS_V1_2;
+    snprintf(o->pin_digest, sizeof o->pin_digest, "sha256");
     o->sasl_plain_link = HATO_SASL_NOPLAINTEXT | HATO_SASL_NOANONYMOUS;
     o->sasl_tls_link = HATO_SASL_NOANONYMOUS;
     return o;
@@ -42,6 +45,10 @@ void hato_options_free(hato_options *o)
     secret_free(o->password);
     free(o->mech_filter);
     free(o->helo_name);
+    free(o->cert_file);
+    free(o->key_file);
+    free(o->pins);
+    free(o->state_dir);
     free(o);
 }
 
@@ -89,7 +96,7 @@ hato_code hato_options_set_timeout(hato_options *o, hato_timeout which, unsigned
 
 hato_code hato_options_set_tls_level(hato_options *o, hato_tls_level level)
 {
-    if ((unsigned)level > HATO_TLS_VERIFY)
+    if ((unsigned)level > HATO_TLS_TOFU)
         return HATO_E_ARGUMENT;
     o->tls_level = level;
     return HATO_OK;
@@ -148,7 +155,8 @@ hato_code hato_options_set_sasl_mechanisms(hato_options *o, const char *filter)
 
 hato_code hato_options_set_sasl_security(hato_options *o, unsigned plain_link, unsigned tls_link)
 {
-    const unsigned known = HATO_SASL_NOPLAINTEXT | HATO_SASL_NOANONYMOUS;
+    const unsigned known = HATO_SASL_NOPLAINTEXT | HATO_SASL_NOANONYMOUS |
+                           HATO_SASL_NODICTIONARY | HATO_SASL_MUTUAL_AUTH;
     if ((plain_link & ~known) || (tls_link & ~known))
         return HATO_E_ARGUMENT;
     o->sasl_plain_link = plain_link;
@@ -179,12 +187,25 @@ hato_options *options_copy(const hato_options *src)
     *o = *src;
     o->host = o->ca_file = o->ca_path = o->tls_server_name = NULL;
     o->user = o->password = o->mech_filter = o->helo_name = NULL;
+    o->cert_file = o->key_file = o->state_dir = NULL;
+    o->pins = NULL;
+    if (src->npins > 0) {
+        if ((o->pins = malloc(src->npins * sizeof *o->pins)) == NULL) {
+            o->npins = 0;
+            hato_options_free(o);
+            return NULL;
+        }
+        memcpy(o->pins, src->pins, src->npins * sizeof *o->pins);
+    }
     bool ok = set_string(&o->host, src->host) == HATO_OK &&
               set_string(&o->ca_file, src->ca_file) == HATO_OK &&
               set_string(&o->ca_path, src->ca_path) == HATO_OK &&
               set_string(&o->tls_server_name, src->tls_server_name) == HATO_OK &&
               set_string(&o->mech_filter, src->mech_filter) == HATO_OK &&
               set_string(&o->helo_name, src->helo_name) == HATO_OK &&
+              set_string(&o->cert_file, src->cert_file) == HATO_OK &&
+              set_string(&o->key_file, src->key_file) == HATO_OK &&
+              set_string(&o->state_dir, src->state_dir) == HATO_OK &&
               (src->user == NULL ||
                hato_options_set_credentials(o, src->user, src->password) == HATO_OK);
     if (!ok) {
@@ -204,4 +225,111 @@ uint16_t options_port(const hato_options *o)
 const char *options_tls_name(const hato_options *o)
 {
     return o->tls_server_name != NULL ? o->tls_server_name : o->host;
+}
+
+/* ---- TLS: minimum version, client certificate, pins, state ---------- */
+
+hato_code hato_options_set_tls_min_version(hato_options *o, hato_tls_version v)
+{
+    /* Whether the TLS library has 1.3 is known only when a connection is
+     * set up: a 2.28 build reports HATO_E_CONFIG then. */
+    if (v != HATO_TLS_V1_2 && v != HATO_TLS_V1_3)
+        return HATO_E_ARGUMENT;
+    o->tls_min_version = v;
+    return HATO_OK;
+}
+
+hato_code hato_options_set_client_cert(hato_options *o, const char *cert_file, const char *key_file)
+{
+    /* The files are read when TLS starts, so that errors name them with the
+     * reason of that moment. */
+    if (cert_file == NULL)
+        key_file = NULL;
+    if ((cert_file != NULL && cert_file[0] == '\0') || (key_file != NULL && key_file[0] == '\0'))
+        return HATO_E_ARGUMENT;
+    char *c = NULL, *k = NULL;
+    if ((cert_file != NULL && (c = strdup(cert_file)) == NULL) ||
+        (key_file != NULL && (k = strdup(key_file)) == NULL)) {
+        free(c);
+        return HATO_E_NOMEM;
+    }
+    free(o->cert_file);
+    free(o->key_file);
+    o->cert_file = c;
+    o->key_file = k;
+    return HATO_OK;
+}
+
+static size_t digest_size(const char *name)
+{
+    return strcmp(name, "sha1") == 0     ? 20
+           : strcmp(name, "sha256") == 0 ? 32
+           : strcmp(name, "sha384") == 0 ? 48
+           : strcmp(name, "sha512") == 0 ? 64
+                                         : 0;
+}
+
+static int hex_value(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* "AB:CD:..." as Postfix prints it, or the same digits without colons
+ * (either all pairs separated by one colon or none). */
+static bool parse_pin(const char *hex, tls_pin *pin)
+{
+    size_t n = 0;
+    const char *p = hex;
+    bool colons = strchr(hex, ':') != NULL;
+    while (*p != '\0') {
+        int hi = hex_value(p[0]), lo = hi < 0 ? -1 : hex_value(p[1]);
+        if (hi < 0 || lo < 0 || n == TLS_PIN_MAX)
+            return false;
+        pin->digest[n++] = (unsigned char)(hi << 4 | lo);
+        p += 2;
+        if (colons && *p == ':' && p[1] != '\0')
+            p++;
+        else if (*p != '\0' && (colons || *p == ':'))
+            return false;
+    }
+    pin->len = n;
+    return n == 20 || n == 32 || n == 48 || n == 64;
+}
+
+hato_code hato_options_add_tls_fingerprint(hato_options *o, bool public_key, const char *hex)
+{
+    if (hex == NULL)
+        return HATO_E_ARGUMENT;
+    tls_pin pin = {.pkey = public_key};
+    if (!parse_pin(hex, &pin))
+        return HATO_E_ARGUMENT;
+    /* With the digest known, a wrong length is caught now; otherwise when
+     * TLS starts (the digest may be set after the pins). */
+    if (o->pin_digest_set && pin.len != digest_size(o->pin_digest))
+        return HATO_E_ARGUMENT;
+    tls_pin *more = realloc(o->pins, (o->npins + 1) * sizeof *more);
+    if (more == NULL)
+        return HATO_E_NOMEM;
+    more[o->npins++] = pin;
+    o->pins = more;
+    return HATO_OK;
+}
+
+hato_code hato_options_set_tls_fingerprint_digest(hato_options *o, const char *digest)
+{
+    if (digest == NULL || digest_size(digest) == 0)
+        return HATO_E_ARGUMENT;
+    snprintf(o->pin_digest, sizeof o->pin_digest, "%s", digest);
+    o->pin_digest_set = true;
+    return HATO_OK;
+}
+
+hato_code hato_options_set_state_dir(hato_options *o, const char *directory)
+{
+    if (directory != NULL && directory[0] == '\0')
+        return HATO_E_ARGUMENT;
+    return set_string(&o->state_dir, directory);
 }

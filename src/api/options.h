@@ -9,6 +9,7 @@
 
 #include "api/log.h"
 #include "hato.h"
+#include "tls/tls.h"
 
 struct hato_options {
     char *host;            /* owned; relay name or address literal */
@@ -27,6 +28,14 @@ struct hato_options {
     unsigned sasl_tls_link;
     char *helo_name;       /* owned, may be NULL: gethostname() */
     logger log;
+    hato_tls_version tls_min_version;
+    char *cert_file;       /* owned, may be NULL */
+    char *key_file;        /* owned, may be NULL: the key is in cert_file */
+    tls_pin *pins;         /* owned array of npins (parsed at add time) */
+    size_t npins;
+    char pin_digest[8];    /* "sha256" unless set */
+    bool pin_digest_set;   /* set explicitly: pins added later are checked now */
+    char *state_dir;       /* owned, may be NULL */
 };
 
 /* A deep copy of src, or NULL when out of memory. */

@@ -14,17 +14,12 @@
 #include "api/error.h"
 #include "api/options.h"
 #include "message/message.h"
+#include "client/client.h"
 #include "transport/transport.h"
 
 /* Bytes read per call: a TLS record and then some. */
 #define READ_PIECE (32 * 1024)
 
-struct hato_client {
-    hato_options *opt;   /* owned copy */
-    hato_error err;
-    bool failed;
-    char peer[TRANSPORT_PEER_MAX];
-};
 
 hato_client *hato_client_new(const hato_options *o)
 {
@@ -45,6 +40,7 @@ void hato_client_free(hato_client *c)
     if (c == NULL)
         return;
     hato_options_free(c->opt);
+    session_cache_clear(&c->tls_cache);
     free(c);
 }
 
@@ -58,7 +54,7 @@ const char *hato_client_peer(const hato_client *c)
     return c->peer;
 }
 
-static hato_code fail(hato_client *c, const hato_error *e)
+hato_code client_fail(hato_client *c, const hato_error *e)
 {
     c->err = *e;
     c->failed = true;
@@ -78,11 +74,10 @@ static hato_code check_message(hato_client *c, const hato_message *m)
     if (missing == NULL)
         return HATO_OK;
     error_set(&e, HATO_E_ARGUMENT, HATO_LAYER_API, false, "cannot send: no %s", missing);
-    return fail(c, &e);
+    return client_fail(c, &e);
 }
 
-/* Runs the session over fd until it is done. */
-static void drive(hato_session *s, int fd)
+void client_drive(hato_session *s, int fd)
 {
     unsigned char in[READ_PIECE];
     for (;;) {
@@ -149,20 +144,23 @@ hato_code hato_client_send(hato_client *c, hato_message *m)
     char address[64];
     int fd = transport_connect(&target, &o->log, c->peer, address, sizeof address, &e);
     if (fd < 0)
-        return fail(c, &e);
+        return client_fail(c, &e);
 
-    hato_session *s = hato_session_new(o, m, address);
+    /* The last connection's TLS session is offered: a second send pays no
+     * full handshake (the session layer offers it only under equal TLS
+     * settings, which a client's own copy of the options guarantees). */
+    hato_session *s = session_new_cached(o, m, address, &c->tls_cache);
     if (s == NULL) {
         close(fd);
         error_set(&e, HATO_E_NOMEM, HATO_LAYER_API, true, "out of memory starting the session");
-        return fail(c, &e);
+        return client_fail(c, &e);
     }
-    drive(s, fd);
+    client_drive(s, fd);
     close(fd);
     const hato_error *se = hato_session_error(s);
     hato_code code = HATO_OK;
     if (se != NULL)
-        code = fail(c, se);
+        code = client_fail(c, se);
     hato_session_free(s);
     return code;
 }

@@ -14,7 +14,9 @@
 
 const char *args_usage(void)
 {
-    return "usage: hato [-itv] [-f sender] [-F full_name] [-C config_file] [-oX] [--] [recipient ...]";
+    return "usage: hato [-itv] [-f sender] [-F full_name] [-C config_file] [-oX] [--] [recipient ...]\n"
+           "       hato --probe [-v] [-f sender] [-C config_file]\n"
+           "       hato --tofu-accept [[host]:port] [-C config_file]";
 }
 
 bool args_has_line_break(const char *s)
@@ -118,8 +120,21 @@ int args_parse(struct args *a, int argc, char **argv, char *err, size_t errlen)
             continue;
         }
         if (w[1] == '-') {
-            snprintf(err, errlen, "unknown option %s", w);
-            goto fail;
+            if (strcmp(w, "--probe") == 0) {
+                a->mode = ARGS_PROBE;
+            } else if (strcmp(w, "--tofu-accept") == 0) {
+                a->mode = ARGS_TOFU_ACCEPT;
+                /* An optional relay: the next word unless it is an option. */
+                if (i + 1 < argc && argv[i + 1][0] != '-')
+                    a->tofu_target = argv[++i];
+            } else if (strncmp(w, "--tofu-accept=", 14) == 0 && w[14] != '\0') {
+                a->mode = ARGS_TOFU_ACCEPT;
+                a->tofu_target = w + 14;
+            } else {
+                snprintf(err, errlen, "unknown option %s", w);
+                goto fail;
+            }
+            continue;
         }
         for (const char *p = w + 1; *p != '\0'; p++) {
             char c = *p;
@@ -140,6 +155,16 @@ int args_parse(struct args *a, int argc, char **argv, char *err, size_t errlen)
                 goto fail;
             break; /* the rest of the word was the argument */
         }
+    }
+    if (a->mode != ARGS_SEND && a->nrecipients > 0) {
+        snprintf(err, errlen, "%s sends no mail; remove the recipient arguments (%s%s)",
+                 a->mode == ARGS_PROBE ? "--probe" : "--tofu-accept", a->recipients[0],
+                 a->nrecipients > 1 ? " ..." : "");
+        goto fail;
+    }
+    if (a->tofu_target != NULL && args_has_line_break(a->tofu_target)) {
+        snprintf(err, errlen, "the relay given to --tofu-accept holds a line break; refused");
+        goto fail;
     }
     return 0;
 

@@ -21,6 +21,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "text.h"
+#include "wipe.h"
+
 /* $name references nest at most this deep; deeper means a loop such as
  * myhostname = $myorigin, myorigin = $myhostname. */
 #define EXPAND_MAX_DEPTH 10
@@ -31,6 +34,9 @@ struct entry {
     unsigned line;
 };
 
+/* hato's own key that may hold a password: never expanded, never echoed. */
+#define SECRET_KEY "smtp_sasl_password"
+
 struct parser {
     struct config *c;
     const struct config_env *env;
@@ -38,6 +44,7 @@ struct parser {
     struct entry *v;
     size_t n, cap;
     char *hostname;  /* the system's name, for the myhostname default */
+    unsigned file_mode; /* permission bits of the file; 0600 for text */
     char *err;
     size_t errlen;
 };
@@ -54,6 +61,18 @@ static const struct known {
     {"smtp_tls_CAfile", ""},
     {"smtp_tls_CApath", ""},
     {"smtp_tls_loglevel", "0"},
+    /* Postfix's defaults allow TLS 1.0; hato's minimum is 1.2 whatever
+     * these say, so empty means "hato's default" here. */
+    {"smtp_tls_protocols", ""},
+    {"smtp_tls_mandatory_protocols", ""},
+    {"smtp_tls_cert_file", ""},
+    {"smtp_tls_key_file", "$smtp_tls_cert_file"},
+    {"smtp_tls_fingerprint_digest", "sha256"},
+    {"smtp_tls_fingerprint_cert_match", ""},
+    {"smtp_tls_fingerprint_pkey_match", ""},
+    {"smtp_tls_session_cache_database", ""},
+    {"smtp_tls_session_cache_timeout", "3600s"},
+    {"data_directory", ""},
     {"smtp_sasl_auth_enable", "no"},
     {"smtp_sasl_password_maps", ""},
     {"smtp_sasl_security_options", "noplaintext, noanonymous"},
@@ -63,6 +82,11 @@ static const struct known {
     {"smtp_sasl_tls_security_options", "noanonymous"},
     {"smtp_sasl_mechanism_filter", ""},
     {"smtp_sasl_auth_soft_bounce", "yes"},
+    {"smtp_sender_dependent_authentication", "no"},
+    /* hato's own keys. */
+    {"smtp_sasl_password_command", ""},
+    {"smtp_sasl_password_credential", "hato-password"},
+    {"smtp_sasl_password", ""},
     {"inet_protocols", "all"},
     {"myhostname", NULL},
     {"mydomain", NULL},
@@ -90,7 +114,8 @@ static const char *const timeout_keys[HATO_TIMEOUT_COUNT_] = {
 /* Real Postfix keys that are within two edits of one of ours and must not
  * be taken for misspellings. */
 static const char *const not_misspellings[] = {
-    "smtp_rset_timeout",
+    "smtp_rset_timeout", "meta_directory", "smtp_tls_dcert_file", "smtp_tls_dkey_file",
+    "smtp_tls_eccert_file", "smtp_tls_eckey_file",
 };
 
 const char *config_timeout_key(hato_timeout which)
@@ -153,10 +178,23 @@ static struct entry *find_entry(struct parser *p, const char *key)
     return NULL;
 }
 
+/* True when a line may be an assignment of SECRET_KEY, which messages
+ * must not echo. */
+static bool names_secret(const char *s, size_t n)
+{
+    size_t k = strlen(SECRET_KEY);
+    if (n < k || strncasecmp(s, SECRET_KEY, k) != 0)
+        return false;
+    return k == n || is_blank(s[k]) || s[k] == '=' || s[k] == ':';
+}
+
 /* Takes one logical line (continuations already joined). */
 static enum config_status add_line(struct parser *p, const char *s, size_t n, unsigned line)
 {
     const char *eq = memchr(s, '=', n);
+    if (eq == NULL && names_secret(s, n))
+        return fail(p, "%s:%u: a line starting with %s is not a \"key = value\" line "
+                       "(its text is not shown: it may hold a password)", p->name, line, SECRET_KEY);
     if (eq == NULL) {
         char shown[80];
         size_t k = n < sizeof shown - 1 ? n : sizeof shown - 1;
@@ -171,8 +209,11 @@ static enum config_status add_line(struct parser *p, const char *s, size_t n, un
         return fail(p, "%s:%u: a line starts with \"=\" and has no key", p->name, line);
     for (size_t i = 0; i < klen; i++)
         if (is_blank(s[i]))
-            return fail(p, "%s:%u: key \"%.*s\" holds a space; expected \"key = value\"",
-                        p->name, line, (int)klen, s);
+            return names_secret(s, n)
+                   ? fail(p, "%s:%u: the key holds a space; expected \"%s = user:password\"",
+                          p->name, line, SECRET_KEY)
+                   : fail(p, "%s:%u: key \"%.*s\" holds a space; expected \"key = value\"",
+                          p->name, line, (int)klen, s);
     const char *val = eq + 1;
     size_t vlen = n - (size_t)(val - s);
     while (vlen > 0 && is_blank(*val)) {
@@ -186,14 +227,14 @@ static enum config_status add_line(struct parser *p, const char *s, size_t n, un
     char *value = dup_range(val, vlen);
     if (key == NULL || value == NULL) {
         free(key);
-        free(value);
+        wipe_free_str(value);
         return nomem(p);
     }
     struct entry *e = find_entry(p, key);
     if (e != NULL) {
         /* Later assignments win, as in Postfix. */
         free(key);
-        free(e->value);
+        wipe_free_str(e->value);
         e->value = value;
         e->line = line;
         return CONFIG_OK;
@@ -203,7 +244,7 @@ static enum config_status add_line(struct parser *p, const char *s, size_t n, un
         struct entry *nv = realloc(p->v, ncap * sizeof *nv);
         if (nv == NULL) {
             free(key);
-            free(value);
+            wipe_free_str(value);
             return nomem(p);
         }
         p->v = nv;
@@ -213,71 +254,25 @@ static enum config_status add_line(struct parser *p, const char *s, size_t n, un
     return CONFIG_OK;
 }
 
-/* Splits text into logical lines: a line starting with white space
- * continues the one before; blank lines and lines whose first non-blank
- * character is '#' are skipped (and do not end a logical line). */
+/* Splits text into logical lines (text.h) and adds each. */
 static enum config_status split_lines(struct parser *p, const char *text, size_t len)
 {
-    char *acc = NULL;      /* the logical line being built */
-    size_t acc_len = 0, acc_cap = 0;
-    unsigned acc_line = 0, lineno = 0;
+    struct text_lines t = {.text = text, .len = len, .reject_nul = true};
     enum config_status st = CONFIG_OK;
-    size_t pos = 0;
+    enum text_status ts;
 
-    while (pos < len) {
-        const char *ls = text + pos;
-        const char *nl = memchr(ls, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - ls) : len - pos;
-        pos += n + (nl ? 1 : 0);
-        lineno++;
-        if (n > 0 && ls[n - 1] == '\r')
-            n--;
-        if (memchr(ls, '\0', n) != NULL) {
-            st = fail(p, "%s:%u: the line holds a NUL byte; is this a text file?", p->name, lineno);
-            break;
-        }
-        size_t i = 0;
-        while (i < n && is_blank(ls[i]))
-            i++;
-        if (i == n || ls[i] == '#')
-            continue;
-        if (i > 0) {
-            if (acc == NULL) {
-                st = fail(p, "%s:%u: a continuation line (it starts with white space) "
-                             "with no \"key = value\" line before it", p->name, lineno);
-                break;
-            }
-        } else if (acc != NULL) {
-            st = add_line(p, acc, acc_len, acc_line);
-            acc_len = 0;
-            free(acc);
-            acc = NULL;
-            acc_cap = 0;
-            if (st != CONFIG_OK)
-                break;
-        }
-        /* Append ls[i..n) to acc, joined by one space. */
-        size_t need = acc_len + 1 + (n - i) + 1;
-        if (need > acc_cap) {
-            char *na = realloc(acc, need);
-            if (na == NULL) {
-                st = nomem(p);
-                break;
-            }
-            acc = na;
-            acc_cap = need;
-        }
-        if (acc_len > 0)
-            acc[acc_len++] = ' ';
+    while (st == CONFIG_OK && (ts = text_next(&t)) != TEXT_END) {
+        if (ts == TEXT_LINE)
+            st = add_line(p, t.buf, t.buf_len, t.line);
+        else if (ts == TEXT_NUL)
+            st = fail(p, "%s:%u: the line holds a NUL byte; is this a text file?", p->name, t.lineno);
+        else if (ts == TEXT_ORPHAN)
+            st = fail(p, "%s:%u: a continuation line (it starts with white space) "
+                         "with no \"key = value\" line before it", p->name, t.lineno);
         else
-            acc_line = lineno;
-        memcpy(acc + acc_len, ls + i, n - i);
-        acc_len += n - i;
-        acc[acc_len] = '\0';
+            st = nomem(p);
     }
-    if (st == CONFIG_OK && acc != NULL)
-        st = add_line(p, acc, acc_len, acc_line);
-    free(acc);
+    text_lines_free(&t);
     return st;
 }
 
@@ -292,35 +287,8 @@ static const struct known *find_known(const char *key)
     return NULL;
 }
 
-struct sbuf {
-    char *s;
-    size_t len, cap;
-    bool failed;
-};
-
-static void sb_add(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 64;
-        while (ncap < b->len + n + 1)
-            ncap *= 2;
-        char *ns = realloc(b->s, ncap);
-        if (ns == NULL) {
-            b->failed = true;
-            return;
-        }
-        b->s = ns;
-        b->cap = ncap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
 static enum config_status expand_into(struct parser *p, const char *key, const char *value,
-                                      unsigned line, int depth, struct sbuf *out);
+                                      unsigned line, int depth, struct text_buf *out);
 
 /* The raw value of a parameter (from the file, else hato's default), or
  * NULL when hato does not know it.  myhostname and mydomain defaults are
@@ -351,8 +319,13 @@ static const char *raw_value(struct parser *p, const char *key, unsigned *line,
 }
 
 static enum config_status expand_ref(struct parser *p, const char *name, int depth,
-                                     struct sbuf *out, bool *found)
+                                     struct text_buf *out, bool *found)
 {
+    if (strcmp(name, SECRET_KEY) == 0) {
+        *found = true;
+        return fail(p, "%s: $%s may not be referenced: its value is a password", p->name,
+                    SECRET_KEY);
+    }
     char scratch[256];
     unsigned line;
     const char *v = raw_value(p, name, &line, scratch, sizeof scratch);
@@ -369,7 +342,7 @@ static enum config_status expand_ref(struct parser *p, const char *name, int dep
 }
 
 static enum config_status expand_into(struct parser *p, const char *key, const char *value,
-                                      unsigned line, int depth, struct sbuf *out)
+                                      unsigned line, int depth, struct text_buf *out)
 {
     if (depth > EXPAND_MAX_DEPTH)
         return fail(p, "%s:%u: %s = %s: $name references nest too deep (a loop?)",
@@ -378,10 +351,10 @@ static enum config_status expand_into(struct parser *p, const char *key, const c
     while (*s != '\0') {
         const char *d = strchr(s, '$');
         if (d == NULL) {
-            sb_add(out, s, strlen(s));
+            text_buf_add(out, s, strlen(s));
             break;
         }
-        sb_add(out, s, (size_t)(d - s));
+        text_buf_add(out, s, (size_t)(d - s));
         const char *nstart = d + 1;
         char close = '\0';
         if (*nstart == '{')
@@ -401,7 +374,7 @@ static enum config_status expand_into(struct parser *p, const char *key, const c
         }
         if (!ok) {
             /* Not a plain reference (e.g. ${name?text}): left as written. */
-            sb_add(out, "$", 1);
+            text_buf_add(out, "$", 1);
             s = d + 1;
             continue;
         }
@@ -416,7 +389,7 @@ static enum config_status expand_into(struct parser *p, const char *key, const c
                 return st;
         }
         if (!found)
-            sb_add(out, d, (size_t)(after - d)); /* unknown: leave it */
+            text_buf_add(out, d, (size_t)(after - d)); /* unknown: leave it */
         s = after;
     }
     if (out->failed)
@@ -428,7 +401,7 @@ static enum config_status expand_into(struct parser *p, const char *key, const c
 static enum config_status get(struct parser *p, const char *key, char **value, unsigned *line)
 {
     char scratch[256];
-    struct sbuf b = {0};
+    struct text_buf b = {0};
     const char *raw = raw_value(p, key, line, scratch, sizeof scratch);
     char *copy = strdup(raw ? raw : "");
     if (copy == NULL)
@@ -552,6 +525,61 @@ static int parse_port(const char *s, uint16_t *port)
     return 0;
 }
 
+int config_parse_relay(const char *v, char **host_out, uint16_t *port_out, bool *bracketed,
+                       const char **why)
+{
+    char *host = NULL;
+    const char *port = NULL;
+
+    *host_out = NULL;
+    *port_out = 0;
+    *bracketed = false;
+    *why = NULL;
+    if (v[0] == '\0') {
+        *why = "the value is empty";
+    } else if (strpbrk(v, ", \t") != NULL) {
+        *why = "hato sends through one relay; give a single [host]:port";
+    } else if (v[0] == '[') {
+        const char *close = strchr(v, ']');
+        if (close == NULL || close == v + 1) {
+            *why = "a \"[\" without a host and \"]\"";
+        } else {
+            const char *h = v + 1;
+            if (strncasecmp(h, "ipv6:", 5) == 0)
+                h += 5;
+            host = dup_range(h, (size_t)(close - h));
+            if (close[1] == ':')
+                port = close + 2;
+            else if (close[1] != '\0')
+                *why = "text after \"]\" must be \":port\"";
+            *bracketed = true;
+        }
+    } else {
+        const char *colon = strchr(v, ':');
+        if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+            *why = "an IPv6 address must be in brackets, as in [2001:db8::1]:587";
+        } else if (colon != NULL) {
+            host = dup_range(v, (size_t)(colon - v));
+            port = colon + 1;
+        } else {
+            host = strdup(v);
+        }
+    }
+    if (*why == NULL && host == NULL)
+        return -2;
+    if (*why == NULL && host[0] == '\0')
+        *why = "the host is empty";
+    else if (*why == NULL && port != NULL && parse_port(port, port_out) != 0)
+        *why = "the port must be a number from 1 to 65535 (or smtp, submission, submissions)";
+    if (*why != NULL) {
+        free(host);
+        *port_out = 0;
+        return -1;
+    }
+    *host_out = host;
+    return 0;
+}
+
 static enum config_status resolve_relay(struct parser *p)
 {
     char *v, w[512];
@@ -561,70 +589,189 @@ static enum config_status resolve_relay(struct parser *p)
         return st;
     struct config *c = p->c;
     c->relay_line = line;
-    const char *why = NULL;
-    char *host = NULL;
-    const char *port = NULL;
-
     if (v[0] == '\0') {
         free(v);
         return CONFIG_OK;
     }
-    if (strpbrk(v, ", \t") != NULL) {
-        why = "hato sends through one relay; give a single [host]:port";
-    } else if (v[0] == '[') {
-        char *close = strchr(v, ']');
-        if (close == NULL || close == v + 1) {
-            why = "a \"[\" without a host and \"]\"";
-        } else {
-            const char *h = v + 1;
-            if (strncasecmp(h, "ipv6:", 5) == 0)
-                h += 5;
-            host = dup_range(h, (size_t)(close - h));
-            if (close[1] == ':')
-                port = close + 2;
-            else if (close[1] != '\0')
-                why = "text after \"]\" must be \":port\"";
-            c->relay_bracketed = true;
-        }
-    } else {
-        char *colon = strchr(v, ':');
-        if (colon != NULL && strchr(colon + 1, ':') != NULL) {
-            why = "an IPv6 address must be in brackets, as in [2001:db8::1]:587";
-        } else if (colon != NULL) {
-            host = dup_range(v, (size_t)(colon - v));
-            port = colon + 1;
-        } else {
-            host = strdup(v);
-        }
-    }
-    if (why == NULL && host == NULL)
+    const char *why;
+    int r = config_parse_relay(v, &c->relay_host, &c->relay_port, &c->relay_bracketed, &why);
+    if (r == -2) {
         st = nomem(p);
-    else if (why == NULL && host[0] == '\0')
-        why = "the host is empty";
-    else if (why == NULL && port != NULL && parse_port(port, &c->relay_port) != 0)
-        why = "the port must be a number from 1 to 65535 (or smtp, submission, submissions)";
-    if (why != NULL) {
+    } else if (r == -1) {
         st = fail(p, "%srelayhost = %s: %s; accepted: [host]:port, host:port, [ipv6address]:port, [host], host",
                   where(p, line, w, sizeof w), v, why);
-        free(host);
-        free(v);
-        return st;
-    }
-    if (st != CONFIG_OK) {
-        free(host);
-        free(v);
-        return st;
-    }
-    c->relay_host = host;
-    if (!c->relay_bracketed)
+    } else if (!c->relay_bracketed) {
+        const char *port = strchr(v, ':');
         warnf(p, "%srelayhost = %s: hato does not look up MX records; it connects to %s directly "
-                 "(write [%s]%s%s to silence this warning)", where(p, line, w, sizeof w), v, host,
-              host, port ? ":" : "", port ? port : "");
+                 "(write [%s]%s to silence this warning)", where(p, line, w, sizeof w), v,
+              c->relay_host, c->relay_host, port ? port : "");
+    }
     free(v);
-    return CONFIG_OK;
+    return st;
 }
 
-static enum config_status resolve_tls(struct parser *p)
+/* Appends a malloc'd string to a vector; false when out of memory (s is
+ * then freed). */
+static bool push(char ***v, size_t *n, char *s)
+{
+    char **nv = s ? realloc(*v, (*n + 1) * sizeof *nv) : NULL;
+    if (nv == NULL) {
+        free(s);
+        return false;
+    }
+    *v = nv;
+    (*v)[(*n)++] = s;
+    return true;
+}
+
+/* TLS protocol versions in Postfix's names, oldest first. */
+static const char *const protocol_names[] = {"SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
+enum { PROTO_COUNT = 6, PROTO_TLS12 = 4, PROTO_TLS13 = 5 };
+
+static int protocol_index(const char *s, size_t n)
+{
+    for (int i = 0; i < PROTO_COUNT; i++)
+        if (text_item_is(s, n, protocol_names[i]))
+            return i;
+    return -1;
+}
+
+/* A protocol list in Postfix's syntax: names to allow (only those), "!name"
+ * to exclude, ">=name" and "<=name" (Postfix 3.6) for bounds; separated by
+ * white space, commas or colons.  Empty: hato's default, TLS 1.2 and 1.3.
+ * Sets bit i of *allowed for protocol_names[i]. */
+static enum config_status parse_protocols(struct parser *p, const char *key, unsigned *allowed,
+                                          unsigned *line)
+{
+    char *v, w[512];
+    enum config_status st = get(p, key, &v, line);
+    if (st != CONFIG_OK)
+        return st;
+    unsigned include = 0, exclude = 0;
+    int lo = 0, hi = PROTO_COUNT - 1;
+    const char *cur = v, *item;
+    size_t n;
+    while (st == CONFIG_OK && text_list_next(&cur, ", \t:", &item, &n)) {
+        size_t skip = 0;
+        int kind = 0; /* 0 include, 1 exclude, 2 at least, 3 at most */
+        if (n >= 1 && item[0] == '!')
+            kind = 1, skip = 1;
+        else if (n >= 2 && item[0] == '>' && item[1] == '=')
+            kind = 2, skip = 2;
+        else if (n >= 2 && item[0] == '<' && item[1] == '=')
+            kind = 3, skip = 2;
+        int i = protocol_index(item + skip, n - skip);
+        if (i < 0) {
+            st = fail(p, "%s%s = %s: unknown protocol \"%.*s\"; use SSLv2, SSLv3, TLSv1, TLSv1.1, "
+                         "TLSv1.2 or TLSv1.3, each alone, after \"!\", \">=\" or \"<=\" "
+                         "(for example >=TLSv1.2)", where(p, *line, w, sizeof w), key, v, (int)n, item);
+            break;
+        }
+        if (kind == 0)
+            include |= 1u << i;
+        else if (kind == 1)
+            exclude |= 1u << i;
+        else if (kind == 2 && i > lo)
+            lo = i;
+        else if (kind == 3 && i < hi)
+            hi = i;
+    }
+    if (st == CONFIG_OK) {
+        unsigned all = (1u << PROTO_COUNT) - 1;
+        if (v[0] == '\0')
+            *allowed = (1u << PROTO_TLS12) | (1u << PROTO_TLS13);
+        else {
+            unsigned range = 0;
+            for (int i = lo; i <= hi; i++)
+                range |= 1u << i;
+            *allowed = (include ? include : all) & range & ~exclude;
+        }
+        if ((*allowed & ((1u << PROTO_TLS12) | (1u << PROTO_TLS13))) == 0)
+            st = fail(p, "%s%s = %s: allows neither TLSv1.2 nor TLSv1.3, the only versions hato "
+                         "speaks; write >=TLSv1.2", where(p, *line, w, sizeof w), key, v);
+    }
+    free(v);
+    return st;
+}
+
+/* The minimum version from a protocol list, with warnings for what hato
+ * cannot do. */
+static hato_tls_version min_version(struct parser *p, const char *key, unsigned allowed,
+                                    unsigned line)
+{
+    char w[512];
+    if (allowed & ((1u << PROTO_TLS12) - 1))
+        warnf(p, "%s%s allows versions older than TLSv1.2; hato never goes below TLSv1.2 "
+                 "(write >=TLSv1.2 to silence this warning)", where(p, line, w, sizeof w), key);
+    if (!(allowed & (1u << PROTO_TLS13)))
+        warnf(p, "%s%s excludes TLSv1.3; hato cannot set a maximum version and still "
+                 "accepts TLSv1.3", where(p, line, w, sizeof w), key);
+    return allowed & (1u << PROTO_TLS12) ? HATO_TLS_V1_2 : HATO_TLS_V1_3;
+}
+
+/* Digest names and sizes hato's pins accept (hato.h). */
+static const struct {
+    const char *name;
+    size_t bytes;
+} digests[] = {{"sha256", 32}, {"sha384", 48}, {"sha512", 64}, {"sha1", 20}};
+
+/* A fingerprint of bytes bytes, colon-separated hex ("ab:cd:...", as
+ * Postfix prints them) or plain hex, as "AB:CD:..." (malloc'd); NULL with
+ * *bad when it is not that, NULL alone when out of memory. */
+static char *normalize_fingerprint(const char *s, size_t n, size_t bytes, bool *bad)
+{
+    bool colons = memchr(s, ':', n) != NULL;
+    size_t step = colons ? 3 : 2;
+    *bad = n != bytes * step - (colons ? 1 : 0);
+    for (size_t i = 0; !*bad && i < n; i++) {
+        if (colons && i % 3 == 2)
+            *bad = s[i] != ':';
+        else
+            *bad = !isxdigit((unsigned char)s[i]);
+    }
+    if (*bad)
+        return NULL;
+    char *out = malloc(bytes * 3);
+    if (out == NULL)
+        return NULL;
+    for (size_t k = 0; k < bytes; k++) {
+        out[k * 3] = (char)toupper((unsigned char)s[k * step]);
+        out[k * 3 + 1] = (char)toupper((unsigned char)s[k * step + 1]);
+        out[k * 3 + 2] = k + 1 < bytes ? ':' : '\0';
+    }
+    return out;
+}
+
+static enum config_status parse_fingerprints(struct parser *p, const char *key, size_t bytes,
+                                             const char *digest, char ***out, size_t *nout)
+{
+    char *v, w[512];
+    unsigned line;
+    enum config_status st = get(p, key, &v, &line);
+    if (st != CONFIG_OK)
+        return st;
+    const char *cur = v, *item;
+    size_t n;
+    while (text_list_next(&cur, TEXT_LIST_SEPARATORS, &item, &n)) {
+        bool bad;
+        char *fp = normalize_fingerprint(item, n, bytes, &bad);
+        if (fp == NULL && bad) {
+            st = fail(p, "%s%s: \"%.*s\" is not a %s fingerprint: expected %zu bytes as hex, "
+                         "colon-separated as Postfix prints them (AB:CD:...), for "
+                         "smtp_tls_fingerprint_digest = %s", where(p, line, w, sizeof w), key,
+                      (int)n, item, digest, bytes, digest);
+            break;
+        }
+        if (!push(out, nout, fp)) {
+            st = nomem(p);
+            break;
+        }
+    }
+    free(v);
+    return st;
+}
+
+static enum config_status resolve_level(struct parser *p)
 {
     char *v, w[512];
     unsigned line;
@@ -632,28 +779,43 @@ static enum config_status resolve_tls(struct parser *p)
     enum config_status st = get(p, "smtp_tls_security_level", &v, &line);
     if (st != CONFIG_OK)
         return st;
-    static const char *const later[] = {"dane", "dane-only", "fingerprint", "secure", "halfdane"};
-    if (v[0] == '\0' || strcasecmp(v, "verify") == 0)
-        c->tls_level = HATO_TLS_VERIFY;
-    else if (strcasecmp(v, "none") == 0)
-        c->tls_level = HATO_TLS_NONE;
-    else if (strcasecmp(v, "may") == 0)
-        c->tls_level = HATO_TLS_MAY;
-    else if (strcasecmp(v, "encrypt") == 0)
-        c->tls_level = HATO_TLS_ENCRYPT;
-    else {
-        bool is_later = false;
-        for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
-            if (strcasecmp(v, later[i]) == 0)
-                is_later = true;
-        if (is_later)
-            st = fail(p, "%ssmtp_tls_security_level = %s: level %s comes in a later version of hato; "
-                         "use none, may, encrypt or verify", where(p, line, w, sizeof w), v, v);
-        else
-            st = fail(p, "%ssmtp_tls_security_level = %s: unknown level; use none, may, encrypt or verify",
-                      where(p, line, w, sizeof w), v);
+    static const struct {
+        const char *name;
+        hato_tls_level level;
+    } levels[] = {
+        {"none", HATO_TLS_NONE}, {"may", HATO_TLS_MAY}, {"encrypt", HATO_TLS_ENCRYPT},
+        {"verify", HATO_TLS_VERIFY}, {"secure", HATO_TLS_SECURE},
+        {"fingerprint", HATO_TLS_FINGERPRINT}, {"tofu", HATO_TLS_TOFU},
+    };
+    static const char *const accepted = "none, may, encrypt, verify, secure, fingerprint or tofu";
+    bool known = v[0] == '\0';
+    c->tls_level = HATO_TLS_VERIFY;
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
+        if (strcasecmp(v, levels[i].name) == 0) {
+            c->tls_level = levels[i].level;
+            known = true;
+        }
+    if (known) {
+        /* done */
+    } else if (strcasecmp(v, "dane") == 0 || strcasecmp(v, "dane-only") == 0 ||
+             strcasecmp(v, "halfdane") == 0) {
+        st = fail(p, "%ssmtp_tls_security_level = %s: DANE needs DNSSEC-validated TLSA lookups, "
+                     "which hato does not do; use %s (fingerprint pins the server's "
+                     "certificate or key without DNS)", where(p, line, w, sizeof w), v, accepted);
+    } else {
+        st = fail(p, "%ssmtp_tls_security_level = %s: unknown level; use %s",
+                  where(p, line, w, sizeof w), v, accepted);
     }
     free(v);
+    return st;
+}
+
+static enum config_status resolve_tls(struct parser *p)
+{
+    char *v, w[512];
+    unsigned line;
+    struct config *c = p->c;
+    enum config_status st = resolve_level(p);
     if (st != CONFIG_OK)
         return st;
 
@@ -667,6 +829,94 @@ static enum config_status resolve_tls(struct parser *p)
     else
         st = fail(p, "%ssmtp_tls_loglevel = %s: use a number from 0 to 4",
                   where(p, line, w, sizeof w), v);
+    free(v);
+    if (st != CONFIG_OK)
+        return st;
+
+    /* Both lists are checked; the one for the level in effect counts, as
+     * in Postfix (smtp_tls_protocols is for opportunistic TLS). */
+    unsigned opportunistic, mandatory, oline, mline;
+    if ((st = parse_protocols(p, "smtp_tls_protocols", &opportunistic, &oline)) != CONFIG_OK)
+        return st;
+    if ((st = parse_protocols(p, "smtp_tls_mandatory_protocols", &mandatory, &mline)) != CONFIG_OK)
+        return st;
+    if (c->tls_level == HATO_TLS_MAY)
+        c->tls_min_version = min_version(p, "smtp_tls_protocols", opportunistic, oline);
+    else if (c->tls_level != HATO_TLS_NONE)
+        c->tls_min_version = min_version(p, "smtp_tls_mandatory_protocols", mandatory, mline);
+
+    if ((st = get_string(p, "smtp_tls_cert_file", &c->cert_file)) != CONFIG_OK)
+        return st;
+    if ((st = get(p, "smtp_tls_key_file", &v, &line)) != CONFIG_OK)
+        return st;
+    if (v[0] != '\0' && c->cert_file == NULL)
+        st = fail(p, "%ssmtp_tls_key_file = %s: set without smtp_tls_cert_file; give the "
+                     "certificate too (or remove the key)", where(p, line, w, sizeof w), v);
+    if (st == CONFIG_OK && v[0] != '\0')
+        c->key_file = v;
+    else
+        free(v);
+    if (st != CONFIG_OK)
+        return st;
+
+    if ((st = get(p, "smtp_tls_fingerprint_digest", &v, &line)) != CONFIG_OK)
+        return st;
+    size_t bytes = 0;
+    for (size_t i = 0; i < sizeof digests / sizeof digests[0]; i++)
+        if (strcasecmp(v, digests[i].name) == 0) {
+            bytes = digests[i].bytes;
+            for (char *q = v; *q; q++)
+                *q = (char)tolower((unsigned char)*q);
+        }
+    if (bytes == 0) {
+        st = fail(p, "%ssmtp_tls_fingerprint_digest = %s: use sha256, sha384, sha512 or sha1%s",
+                  where(p, line, w, sizeof w), v,
+                  strcasecmp(v, "md5") == 0 ? " (md5 is too weak to pin a server)" : "");
+        free(v);
+        return st;
+    }
+    c->fp_digest = v;
+    if ((st = parse_fingerprints(p, "smtp_tls_fingerprint_cert_match", bytes, c->fp_digest,
+                                 &c->fp_cert, &c->nfp_cert)) != CONFIG_OK)
+        return st;
+    if ((st = parse_fingerprints(p, "smtp_tls_fingerprint_pkey_match", bytes, c->fp_digest,
+                                 &c->fp_pkey, &c->nfp_pkey)) != CONFIG_OK)
+        return st;
+    bool pins = c->nfp_cert + c->nfp_pkey > 0;
+    if (c->tls_level == HATO_TLS_FINGERPRINT && !pins) {
+        unsigned l;
+        char scratch[8];
+        raw_value(p, "smtp_tls_security_level", &l, scratch, sizeof scratch);
+        return fail(p, "%ssmtp_tls_security_level = fingerprint: no pin is set; give the "
+                       "server's fingerprint in smtp_tls_fingerprint_cert_match or "
+                       "smtp_tls_fingerprint_pkey_match", where(p, l, w, sizeof w));
+    }
+    if (c->tls_level != HATO_TLS_FINGERPRINT && pins)
+        warnf(p, "%s: smtp_tls_fingerprint_cert_match and smtp_tls_fingerprint_pkey_match are "
+                 "ignored: they apply only with smtp_tls_security_level = fingerprint", p->name);
+
+    if ((st = get_string(p, "data_directory", &c->data_directory)) != CONFIG_OK)
+        return st;
+    if (c->data_directory != NULL && c->data_directory[0] != '/') {
+        unsigned l;
+        char scratch[8];
+        raw_value(p, "data_directory", &l, scratch, sizeof scratch);
+        return fail(p, "%sdata_directory = %s: not an absolute path", where(p, l, w, sizeof w),
+                    c->data_directory);
+    }
+    /* Accepted so a Postfix main.cf loads: tickets are kept in hato's state
+     * directory whatever table this names. */
+    if ((st = get(p, "smtp_tls_session_cache_database", &v, &line)) != CONFIG_OK)
+        return st;
+    free(v);
+    if ((st = get(p, "smtp_tls_session_cache_timeout", &v, &line)) != CONFIG_OK)
+        return st;
+    unsigned ms;
+    if (config_parse_time(v, &ms) != 0)
+        st = fail(p, "%ssmtp_tls_session_cache_timeout = %s: not a time; use a number with s, m, "
+                     "h, d or w (3600s, 1h)", where(p, line, w, sizeof w), v);
+    else
+        c->session_cache_timeout = ms / 1000;
     free(v);
     if (st != CONFIG_OK)
         return st;
@@ -700,6 +950,17 @@ static enum config_status resolve_tls(struct parser *p)
     return CONFIG_OK;
 }
 
+/* Postfix's SASL security options. */
+static const struct {
+    const char *name;
+    unsigned flag;
+} security_options[] = {
+    {"noanonymous", HATO_SASL_NOANONYMOUS},
+    {"noplaintext", HATO_SASL_NOPLAINTEXT},
+    {"nodictionary", HATO_SASL_NODICTIONARY},
+    {"mutual_auth", HATO_SASL_MUTUAL_AUTH},
+};
+
 static enum config_status parse_security(struct parser *p, const char *key, unsigned *flags)
 {
     char *v, w[512];
@@ -708,25 +969,82 @@ static enum config_status parse_security(struct parser *p, const char *key, unsi
     if (st != CONFIG_OK)
         return st;
     *flags = 0;
-    for (char *tok = v; *tok != '\0';) {
-        size_t n = strcspn(tok, ", \t");
-        if (n > 0) {
-            char save = tok[n];
-            tok[n] = '\0';
-            if (strcasecmp(tok, "noanonymous") == 0)
-                *flags |= HATO_SASL_NOANONYMOUS;
-            else if (strcasecmp(tok, "noplaintext") == 0)
-                *flags |= HATO_SASL_NOPLAINTEXT;
-            else
-                warnf(p, "%s%s: option %s is not used by hato and is ignored "
-                         "(hato knows noanonymous and noplaintext)",
-                      where(p, line, w, sizeof w), key, tok);
-            tok[n] = save;
-        }
-        tok += n;
-        tok += strspn(tok, ", \t");
+    const char *cur = v, *item;
+    size_t n;
+    while (text_list_next(&cur, TEXT_LIST_SEPARATORS, &item, &n)) {
+        size_t i = 0, count = sizeof security_options / sizeof security_options[0];
+        while (i < count && !text_item_is(item, n, security_options[i].name))
+            i++;
+        if (i < count)
+            *flags |= security_options[i].flag;
+        else
+            warnf(p, "%s%s: option %.*s is not used by hato and is ignored "
+                     "(hato knows noanonymous, noplaintext, nodictionary and mutual_auth)",
+                  where(p, line, w, sizeof w), key, (int)n, item);
     }
     free(v);
+    return CONFIG_OK;
+}
+
+static enum config_status parse_password_maps(struct parser *p)
+{
+    struct config *c = p->c;
+    char *v, w[512];
+    unsigned line;
+    enum config_status st = get(p, "smtp_sasl_password_maps", &v, &line);
+    if (st != CONFIG_OK)
+        return st;
+    c->password_maps_line = line;
+    const char *cur = v, *item;
+    size_t n;
+    while (st == CONFIG_OK && text_list_next(&cur, TEXT_LIST_SEPARATORS, &item, &n)) {
+        const char *path = item;
+        const char *colon = memchr(item, ':', n);
+        if (colon != NULL && item[0] != '/') {
+            size_t tlen = (size_t)(colon - item);
+            if (!text_item_is(item, tlen, "hash") && !text_item_is(item, tlen, "texthash") &&
+                !text_item_is(item, tlen, "btree")) {
+                st = fail(p, "%ssmtp_sasl_password_maps = %s: table type %.*s: is not supported; "
+                             "hato reads the text file of a hash:, btree: or texthash: table "
+                             "(write hash:/path/to/file)", where(p, line, w, sizeof w), v,
+                          (int)tlen, item);
+                break;
+            }
+            path = colon + 1;
+        }
+        size_t plen = n - (size_t)(path - item);
+        if (plen == 0 || path[0] != '/')
+            st = fail(p, "%ssmtp_sasl_password_maps = %s: %.*s is not an absolute path",
+                      where(p, line, w, sizeof w), v, (int)plen, path);
+        else if (!push(&c->password_maps, &c->npassword_maps, dup_range(path, plen)))
+            st = nomem(p);
+    }
+    free(v);
+    return st;
+}
+
+/* smtp_sasl_password: taken as written (a password may hold '$'), never
+ * echoed. */
+static enum config_status parse_config_password(struct parser *p)
+{
+    struct config *c = p->c;
+    struct entry *e = find_entry(p, SECRET_KEY);
+    char w[512];
+    if (e == NULL || e->value[0] == '\0')
+        return CONFIG_OK;
+    if ((p->file_mode & 077) != 0)
+        return fail(p, "%s%s is set but %s may be read by other users (mode %03o); run: chmod 600 %s "
+                       "(or, better, move the password to smtp_sasl_password_maps)",
+                    where(p, e->line, w, sizeof w), SECRET_KEY, p->name, p->file_mode & 0777, p->name);
+    const char *colon = strchr(e->value, ':');
+    if (colon == NULL || colon == e->value)
+        return fail(p, "%s%s: expected user:password (the value is not shown)",
+                    where(p, e->line, w, sizeof w), SECRET_KEY);
+    c->config_user = dup_range(e->value, (size_t)(colon - e->value));
+    c->config_password = strdup(colon + 1);
+    c->config_password_line = e->line;
+    if (c->config_user == NULL || c->config_password == NULL)
+        return nomem(p);
     return CONFIG_OK;
 }
 
@@ -741,60 +1059,40 @@ static enum config_status resolve_sasl(struct parser *p)
         return st;
     if ((st = get_bool(p, "smtp_sasl_auth_soft_bounce", &c->auth_soft_bounce)) != CONFIG_OK)
         return st;
+    if ((st = get_bool(p, "smtp_sender_dependent_authentication", &c->sender_dependent)) != CONFIG_OK)
+        return st;
     if ((st = get_string(p, "smtp_sasl_mechanism_filter", &c->mech_filter)) != CONFIG_OK)
         return st;
     if ((st = parse_security(p, "smtp_sasl_security_options", &c->sasl_plain)) != CONFIG_OK)
         return st;
     if ((st = parse_security(p, "smtp_sasl_tls_security_options", &c->sasl_tls)) != CONFIG_OK)
         return st;
-
-    if ((st = get(p, "smtp_sasl_password_maps", &v, &line)) != CONFIG_OK)
+    if ((st = parse_password_maps(p)) != CONFIG_OK)
         return st;
-    c->password_maps_line = line;
-    for (char *tok = v; *tok != '\0';) {
-        size_t n = strcspn(tok, ", \t");
-        if (n > 0) {
-            char save = tok[n];
-            tok[n] = '\0';
-            const char *path = tok;
-            char *colon = strchr(tok, ':');
-            if (colon != NULL && tok[0] != '/') {
-                *colon = '\0';
-                if (strcmp(tok, "hash") != 0 && strcmp(tok, "texthash") != 0 &&
-                    strcmp(tok, "btree") != 0) {
-                    st = fail(p, "%ssmtp_sasl_password_maps = %s: table type %s: is not supported; "
-                                 "hato reads the text file of a hash:, btree: or texthash: table "
-                                 "(write hash:/path/to/file)", where(p, line, w, sizeof w), v, tok);
-                    *colon = ':';
-                    tok[n] = save;
-                    break;
-                }
-                *colon = ':';
-                path = colon + 1;
-            }
-            if (path[0] != '/') {
-                st = fail(p, "%ssmtp_sasl_password_maps = %s: %s is not an absolute path",
-                          where(p, line, w, sizeof w), v, path);
-                tok[n] = save;
-                break;
-            }
-            char **nm = realloc(c->password_maps, (c->npassword_maps + 1) * sizeof *nm);
-            char *copy = strdup(path);
-            if (nm != NULL)
-                c->password_maps = nm;
-            if (nm == NULL || copy == NULL) {
-                free(copy);
-                st = nomem(p);
-                break;
-            }
-            c->password_maps[c->npassword_maps++] = copy;
-            tok[n] = save;
-        }
-        tok += n;
-        tok += strspn(tok, ", \t");
+
+    if ((st = get_string(p, "smtp_sasl_password_command", &c->password_command)) != CONFIG_OK)
+        return st;
+    if (c->password_command != NULL && c->password_command[strspn(c->password_command, " \t")] != '/') {
+        raw_value(p, "smtp_sasl_password_command", &line, w, sizeof w);
+        return fail(p, "%ssmtp_sasl_password_command = %s: the command must start with an "
+                       "absolute path (it runs without a shell and without a PATH search), "
+                       "e.g. /usr/bin/secret-tool lookup host smtp.example.com",
+                    where(p, line, w, sizeof w), c->password_command);
     }
-    free(v);
-    return st;
+
+    if ((st = get(p, "smtp_sasl_password_credential", &v, &line)) != CONFIG_OK)
+        return st;
+    c->password_credential_set = line > 0;
+    if (v[0] == '\0' || strchr(v, '/') != NULL || strcmp(v, ".") == 0 || strcmp(v, "..") == 0 ||
+        strlen(v) > 255) {
+        st = fail(p, "%ssmtp_sasl_password_credential = %s: not a credential name; use a file "
+                     "name such as hato-password, as given to LoadCredential=",
+                  where(p, line, w, sizeof w), v);
+        free(v);
+        return st;
+    }
+    c->password_credential = v;
+    return parse_config_password(p);
 }
 
 static enum config_status resolve_general(struct parser *p)
@@ -807,18 +1105,17 @@ static enum config_status resolve_general(struct parser *p)
     if ((st = get(p, "inet_protocols", &v, &line)) != CONFIG_OK)
         return st;
     bool v4 = false, v6 = false, bad = false;
-    for (char *tok = v; *tok != '\0';) {
-        size_t n = strcspn(tok, ", \t");
-        if (n == 3 && strncasecmp(tok, "all", 3) == 0)
+    const char *cur = v, *item;
+    size_t n;
+    while (text_list_next(&cur, TEXT_LIST_SEPARATORS, &item, &n)) {
+        if (text_item_is(item, n, "all"))
             v4 = v6 = true;
-        else if (n == 4 && strncasecmp(tok, "ipv4", 4) == 0)
+        else if (text_item_is(item, n, "ipv4"))
             v4 = true;
-        else if (n == 4 && strncasecmp(tok, "ipv6", 4) == 0)
+        else if (text_item_is(item, n, "ipv6"))
             v6 = true;
-        else if (n > 0)
+        else
             bad = true;
-        tok += n;
-        tok += strspn(tok, ", \t");
     }
     if (bad || (!v4 && !v6))
         st = fail(p, "%sinet_protocols = %s: use all, ipv4, ipv6 or \"ipv4, ipv6\"",
@@ -936,13 +1233,15 @@ static void init(struct config *c)
     c->auth_soft_bounce = true;
     c->sasl_plain = HATO_SASL_NOPLAINTEXT | HATO_SASL_NOANONYMOUS;
     c->sasl_tls = HATO_SASL_NOPLAINTEXT | HATO_SASL_NOANONYMOUS;
+    c->tls_min_version = HATO_TLS_V1_2;
 }
 
-enum config_status config_parse(struct config *c, const char *name, const char *text,
-                                size_t len, const struct config_env *env,
-                                char *err, size_t errlen)
+static enum config_status parse_text(struct config *c, const char *name, const char *text,
+                                     size_t len, unsigned file_mode,
+                                     const struct config_env *env, char *err, size_t errlen)
 {
-    struct parser p = {.c = c, .env = env, .name = name, .err = err, .errlen = errlen};
+    struct parser p = {.c = c, .env = env, .name = name, .file_mode = file_mode,
+                       .err = err, .errlen = errlen};
     enum config_status st;
 
     init(c);
@@ -974,10 +1273,17 @@ enum config_status config_parse(struct config *c, const char *name, const char *
 
     for (size_t i = 0; i < p.n; i++) {
         free(p.v[i].key);
-        free(p.v[i].value);
+        wipe_free_str(p.v[i].value);
     }
     free(p.v);
     return st;
+}
+
+enum config_status config_parse(struct config *c, const char *name, const char *text,
+                                size_t len, const struct config_env *env,
+                                char *err, size_t errlen)
+{
+    return parse_text(c, name, text, len, 0600, env, err, errlen);
 }
 
 enum config_status config_load(struct config *c, const char *path,
@@ -1013,6 +1319,7 @@ enum config_status config_load(struct config *c, const char *path,
         if (r < 0) {
             c->open_errno = errno;
             snprintf(err, errlen, "cannot read configuration file %s: %s", path, strerror(errno));
+            wipe(text, cap);
             free(text);
             close(fd);
             return CONFIG_UNREADABLE;
@@ -1026,9 +1333,18 @@ enum config_status config_load(struct config *c, const char *path,
         }
     }
     close(fd);
-    enum config_status st = config_parse(c, path, text, len, env, err, errlen);
+    enum config_status st = parse_text(c, path, text, len, (unsigned)(sb.st_mode & 07777), env,
+                                       err, errlen);
+    wipe(text, cap);
     free(text);
     return st;
+}
+
+static void free_vector(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
 }
 
 void config_free(struct config *c)
@@ -1037,14 +1353,54 @@ void config_free(struct config *c)
     free(c->relay_host);
     free(c->ca_file);
     free(c->ca_path);
-    for (size_t i = 0; i < c->npassword_maps; i++)
-        free(c->password_maps[i]);
-    free(c->password_maps);
+    free_vector(c->password_maps, c->npassword_maps);
     free(c->mech_filter);
     free(c->myhostname);
     free(c->mydomain);
     free(c->myorigin);
     free(c->helo_name);
     free(c->maillog_file);
+    free(c->cert_file);
+    free(c->key_file);
+    free(c->fp_digest);
+    free_vector(c->fp_cert, c->nfp_cert);
+    free_vector(c->fp_pkey, c->nfp_pkey);
+    free(c->data_directory);
+    free(c->password_command);
+    free(c->password_credential);
+    wipe_free_str(c->config_user);
+    wipe_free_str(c->config_password);
     memset(c, 0, sizeof *c);
+}
+
+int config_state_dir(const char *data_directory, unsigned long uid, const char *xdg_state_home,
+                     const char *home, char **out)
+{
+    const char *base, *suffix;
+    *out = NULL;
+    if (data_directory != NULL) {
+        base = data_directory;
+        suffix = "";
+    } else if (uid == 0) {
+        base = "/var/lib/hato";
+        suffix = "";
+    } else if (xdg_state_home != NULL && xdg_state_home[0] == '/') {
+        /* The XDG base directory spec: a relative value is to be ignored. */
+        base = xdg_state_home;
+        suffix = "/hato";
+    } else if (home != NULL && home[0] == '/') {
+        base = home;
+        suffix = "/.local/state/hato";
+    } else {
+        return -1;
+    }
+    size_t blen = strlen(base);
+    while (blen > 1 && base[blen - 1] == '/')
+        blen--;
+    size_t n = blen + strlen(suffix) + 1;
+    *out = malloc(n);
+    if (*out == NULL)
+        return -2;
+    snprintf(*out, n, "%.*s%s", (int)blen, base, suffix);
+    return 0;
 }

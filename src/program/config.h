@@ -1,10 +1,12 @@
 /*
  * config.h - hato's configuration: Postfix main.cf syntax and key names.
  *
- * The file is read whole (it is small and holds no secrets: the password
- * lives in the smtp_sasl_password_maps file, read by maps.c).  Keys hato
- * does not use are ignored so that a whole Postfix main.cf loads; a key
- * within two edits of a known one gets a warning naming the known key.
+ * The file is read whole.  It normally holds no secrets (the password
+ * lives in the smtp_sasl_password_maps file, read by maps.c); hato's own
+ * smtp_sasl_password is accepted only from a file no one else may read,
+ * and its value is never expanded, echoed or left unwiped.  Keys hato does
+ * not use are ignored so that a whole Postfix main.cf loads; a key within
+ * two edits of a known one gets a warning naming the known key.
  * docs/config.md is the reference for each key.
  */
 #ifndef HATO_PROGRAM_CONFIG_H
@@ -50,6 +52,18 @@ struct config {
     char *ca_file;              /* NULL: system store */
     char *ca_path;              /* NULL: system store */
     int tls_loglevel;           /* 0..4 */
+    /* From smtp_tls_protocols at level may, else from
+     * smtp_tls_mandatory_protocols. */
+    hato_tls_version tls_min_version;
+    char *cert_file;            /* NULL: no client certificate */
+    char *key_file;             /* NULL with cert_file NULL */
+    char *fp_digest;            /* "sha256", "sha384", "sha512" or "sha1" */
+    char **fp_cert;             /* pins as "AB:CD:...", upper case */
+    size_t nfp_cert;
+    char **fp_pkey;
+    size_t nfp_pkey;
+    char *data_directory;       /* NULL: the default (config_state_dir) */
+    unsigned session_cache_timeout; /* seconds; accepted, see docs/config.md */
 
     bool sasl_enable;
     char **password_maps;       /* text file paths, in lookup order */
@@ -59,6 +73,15 @@ struct config {
     unsigned sasl_plain;        /* HATO_SASL_* for unencrypted links */
     unsigned sasl_tls;          /* HATO_SASL_* for TLS links */
     bool auth_soft_bounce;
+    bool sender_dependent;      /* smtp_sender_dependent_authentication */
+    char *password_command;     /* NULL: none; argv[0] is an absolute path */
+    char *password_credential;  /* systemd credential name, never NULL */
+    bool password_credential_set; /* named in the file, not the default */
+    /* smtp_sasl_password = user:password, NULL when absent; the password
+     * is wiped by config_free(). */
+    char *config_user;
+    char *config_password;
+    unsigned config_password_line;
 
     hato_family family;
     char *myhostname;
@@ -74,16 +97,34 @@ struct config {
 
 /* Loads path into c (c need not be initialised).  On failure err holds one
  * line naming file:line, the key, the value and what is accepted.  c must
- * be freed with config_free() in every case. */
+ * be freed with config_free() in every case.  The file's bytes are wiped
+ * after parsing. */
 enum config_status config_load(struct config *c, const char *path,
                                const struct config_env *env, char *err, size_t errlen);
 
-/* The same on text in memory; name is used in messages. */
+/* The same on text in memory; name is used in messages.  The text counts
+ * as private to its owner (smtp_sasl_password is accepted). */
 enum config_status config_parse(struct config *c, const char *name, const char *text,
                                 size_t len, const struct config_env *env,
                                 char *err, size_t errlen);
 
 void config_free(struct config *c);
+
+/* Parses a relay written as in relayhost: [host]:port, host:port,
+ * [ipv6address]:port, [host], host (port as a number or service name).
+ * Returns 0 with *host malloc'd (without brackets), *port (0 when not
+ * given) and *bracketed; -1 with *why set to the reason (a static
+ * string); -2 when out of memory. */
+int config_parse_relay(const char *value, char **host, uint16_t *port, bool *bracketed,
+                       const char **why);
+
+/* hato's state directory (TLS session tickets, TOFU pins), malloc'd in
+ * *out: data_directory when not NULL, else /var/lib/hato for uid 0, else
+ * $XDG_STATE_HOME/hato (when absolute) or HOME/.local/state/hato.
+ * Returns 0, or -1 with *out NULL when no home directory is known, or -2
+ * when out of memory.  xdg_state_home and home may be NULL. */
+int config_state_dir(const char *data_directory, unsigned long uid, const char *xdg_state_home,
+                     const char *home, char **out);
 
 /* The Postfix key that sets each hato_timeout, e.g. "smtp_rcpt_timeout". */
 const char *config_timeout_key(hato_timeout which);

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "text.h"
+
 static bool is_wsp(char c)
 {
     return c == ' ' || c == '\t';
@@ -139,28 +141,10 @@ size_t headers_remove(char *h, size_t len, const char *name)
 /* ------------------------------------------------------------------ */
 /* Address lists (RFC 5322 section 3.4)                               */
 
-struct abuf {
-    char *s;
-    size_t len, cap;
-    bool failed;
-};
-
-static void ab_put(struct abuf *b, char c)
+/* One character onto an address being collected. */
+static void ab_put(struct text_buf *b, char c)
 {
-    if (b->failed)
-        return;
-    if (b->len + 2 > b->cap) {
-        size_t ncap = b->cap ? b->cap * 2 : 64;
-        char *ns = realloc(b->s, ncap);
-        if (ns == NULL) {
-            b->failed = true;
-            return;
-        }
-        b->s = ns;
-        b->cap = ncap;
-    }
-    b->s[b->len++] = c;
-    b->s[b->len] = '\0';
+    text_buf_add(b, &c, 1);
 }
 
 /* Skips a comment starting at s[i] == '('; nested, with quoted-pairs. */
@@ -182,7 +166,7 @@ static size_t skip_comment(const char *s, size_t len, size_t i)
 
 /* Copies a quoted string or domain literal starting at s[i] (the opening
  * '"' or '['), delimiters and quoted-pairs kept, folding removed. */
-static size_t copy_delimited(const char *s, size_t len, size_t i, char close, struct abuf *b)
+static size_t copy_delimited(const char *s, size_t len, size_t i, char close, struct text_buf *b)
 {
     ab_put(b, s[i++]);
     for (; i < len; i++) {
@@ -200,10 +184,10 @@ static size_t copy_delimited(const char *s, size_t len, size_t i, char close, st
     return len;
 }
 
-static int flush(struct abuf *cur, struct abuf *angle, bool *have_angle, headers_addr_fn fn,
+static int flush(struct text_buf *cur, struct text_buf *angle, bool *have_angle, headers_addr_fn fn,
                  void *user)
 {
-    struct abuf *b = *have_angle ? angle : cur;
+    struct text_buf *b = *have_angle ? angle : cur;
     int rc = 0;
     if (cur->failed || angle->failed)
         return -1;
@@ -225,7 +209,7 @@ static int flush(struct abuf *cur, struct abuf *angle, bool *have_angle, headers
 
 int headers_parse_addresses(const char *s, size_t len, headers_addr_fn fn, void *user)
 {
-    struct abuf cur = {0}, angle = {0};
+    struct text_buf cur = {0}, angle = {0};
     bool have_angle = false;
     int rc = 0;
     size_t i = 0;

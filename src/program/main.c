@@ -4,7 +4,9 @@
  *
  * Thin on purpose (STYLE.md point 11): read the arguments and the
  * configuration, read the header section, build options and a message from
- * them, let the library send, report each recipient's outcome.  The body
+ * them, let the library send, report each recipient's outcome.  --probe
+ * builds the same options and lets the library diagnose the relay;
+ * --tofu-accept removes one file from the state directory.  The body
  * streams from standard input through the library's reader callback, so
  * memory stays bounded whatever the message's size.
  */
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sysexits.h>
 #include <time.h>
@@ -25,6 +28,7 @@
 
 #include "args.h"
 #include "config.h"
+#include "creds.h"
 #include "exitcode.h"
 #include "headers.h"
 #include "maillog.h"
@@ -381,49 +385,176 @@ static int options_fail(hato_code rc, const char *what)
     return rc == HATO_E_NOMEM ? EX_TEMPFAIL : EX_CONFIG;
 }
 
-/* Looks the relay up in the password maps and hands the credentials to
- * the options, wiping the program's copies. */
+static uint16_t relay_port(const struct config *c)
+{
+    return c->relay_port ? c->relay_port : (c->tls_wrapper ? 465 : 587);
+}
+
+static int creds_exit(enum creds_status st)
+{
+    return st == CREDS_ERR_NOMEM ? EX_TEMPFAIL : st == CREDS_ERR_CONFIG ? EX_CONFIG : EX_TEMPFAIL;
+}
+
+/* Replaces *password with the secret from smtp_sasl_password_command or a
+ * systemd credential, when either is configured (in that order); *from
+ * names the source for messages. */
+static int override_password(struct program *pg, const char *user, char **password,
+                             const char **from)
+{
+    const struct config *c = &pg->cfg;
+    char err[2048], *secret = NULL;
+    enum creds_status st;
+
+    if (c->password_command != NULL) {
+        /* Which account and relay, for helpers that serve several. */
+        char relay[320], account[600];
+        snprintf(relay, sizeof relay, "HATO_RELAY=[%s]:%u", c->relay_host,
+                 (unsigned)relay_port(c));
+        snprintf(account, sizeof account, "HATO_SASL_USER=%s", user);
+        const char *extra[] = {relay, account, NULL};
+        st = creds_run_command("smtp_sasl_password_command", c->password_command, extra,
+                               CREDS_COMMAND_TIMEOUT_MS, &secret, err, sizeof err);
+        if (st != CREDS_OK) {
+            say("%s", err);
+            return creds_exit(st);
+        }
+        *from = "smtp_sasl_password_command";
+    } else {
+        const char *dir = getenv("CREDENTIALS_DIRECTORY");
+        if (dir == NULL || dir[0] == '\0')
+            return EX_OK;
+        st = creds_read_credential(dir, c->password_credential, &secret, err, sizeof err);
+        if (st == CREDS_NOT_FOUND && c->password_credential_set) {
+            say("smtp_sasl_password_credential = %s: no such credential in $CREDENTIALS_DIRECTORY "
+                "(%s); pass it with LoadCredential=%s:FILE or SetCredentialEncrypted= in the unit",
+                c->password_credential, dir, c->password_credential);
+            return EX_CONFIG;
+        }
+        if (st == CREDS_NOT_FOUND)
+            return EX_OK;
+        if (st != CREDS_OK) {
+            say("%s", err);
+            return creds_exit(st);
+        }
+        *from = "the systemd credential";
+    }
+    if ((*password)[0] != '\0')
+        say("warning: the password written for %s is not used: %s gives it", user, *from);
+    wipe_free_str(*password);
+    *password = secret;
+    return EX_OK;
+}
+
+/* Finds the user name (password map, else smtp_sasl_password) and the
+ * password (command, else credential, else beside the user name) and
+ * hands them to the options, wiping the program's copies. */
 static int set_credentials(struct program *pg, hato_options *o)
 {
     const struct config *c = &pg->cfg;
-    uint16_t port = c->relay_port ? c->relay_port : (c->tls_wrapper ? 465 : 587);
+    uint16_t port = relay_port(c);
+    char *user = NULL, *password = NULL, err[1024], found[1200] = "";
+    const char *from = NULL;
+    int ex = EX_OK;
 
     if (!c->sasl_enable) {
-        if (c->npassword_maps > 0)
-            say("warning: smtp_sasl_password_maps is set but smtp_sasl_auth_enable = no: "
-                "not authenticating (set smtp_sasl_auth_enable = yes in %s)", c->path);
+        if (c->npassword_maps > 0 || c->config_user != NULL)
+            say("warning: %s is set but smtp_sasl_auth_enable = no: not authenticating "
+                "(set smtp_sasl_auth_enable = yes in %s)",
+                c->npassword_maps > 0 ? "smtp_sasl_password_maps" : "smtp_sasl_password", c->path);
         return EX_OK;
     }
-    if (c->npassword_maps == 0) {
-        say("warning: smtp_sasl_auth_enable = yes but smtp_sasl_password_maps is empty in %s: "
-            "sending without authentication", c->path);
-        return EX_OK;
-    }
-    for (size_t i = 0; i < c->npassword_maps; i++) {
-        char *user = NULL, *password = NULL, err[1024];
+    if (c->npassword_maps > 0) {
         int err_no = 0;
-        enum maps_status st = maps_lookup(c->password_maps[i], "smtp_sasl_password_maps",
-                                          c->relay_host, port, &user, &password, &err_no, err,
-                                          sizeof err);
-        if (st == MAPS_NOT_FOUND)
-            continue;
-        if (st != MAPS_FOUND) {
+        const char *sender = c->sender_dependent ? pg->sender : NULL;
+        enum maps_status st = maps_find((const char *const *)c->password_maps, c->npassword_maps,
+                                        "smtp_sasl_password_maps", sender, c->relay_host, port,
+                                        &user, &password, found, sizeof found, &err_no, err,
+                                        sizeof err);
+        if (st != MAPS_FOUND && st != MAPS_NOT_FOUND) {
             say("%s", err);
             if (st == MAPS_ERR_NOMEM)
                 return EX_TEMPFAIL;
             return st == MAPS_ERR_OPEN && err_no == EACCES ? EX_NOPERM : EX_CONFIG;
         }
-        hato_code rc = hato_options_set_credentials(o, user, password);
-        wipe_free_str(password);
-        wipe_free_str(user);
-        if (rc != HATO_OK)
-            return options_fail(rc, "the credentials from smtp_sasl_password_maps");
+    }
+    if (user == NULL && c->config_user != NULL) {
+        user = strdup(c->config_user);
+        password = strdup(c->config_password);
+        snprintf(found, sizeof found, "smtp_sasl_password in %s", c->path);
+        if (user == NULL || password == NULL) {
+            say("out of memory");
+            ex = EX_TEMPFAIL;
+            goto out;
+        }
+    }
+    if (user == NULL) {
+        if (c->npassword_maps > 0) {
+            char also[700] = "";
+            if (c->sender_dependent && pg->sender[0] != '\0')
+                snprintf(also, sizeof also, " nor for the sender <%s>", pg->sender);
+            say("warning: no entry for [%s]:%u%s in smtp_sasl_password_maps (%s%s): sending without "
+                "authentication", c->relay_host, (unsigned)port, also, c->password_maps[0],
+                c->npassword_maps > 1 ? " and the others" : "");
+        } else {
+            say("warning: smtp_sasl_auth_enable = yes but smtp_sasl_password_maps is empty in %s: "
+                "sending without authentication", c->path);
+        }
         return EX_OK;
     }
-    say("warning: no entry for [%s]:%u in smtp_sasl_password_maps (%s%s): sending without "
-        "authentication", c->relay_host, (unsigned)port, c->password_maps[0],
-        c->npassword_maps > 1 ? " and the others" : "");
-    return EX_OK;
+    if ((ex = override_password(pg, user, &password, &from)) != EX_OK)
+        goto out;
+    /* An empty password is a placeholder for a command or credential;
+     * only a client certificate (SASL EXTERNAL) needs none. */
+    if (password[0] == '\0' && c->cert_file == NULL) {
+        say("the entry for %s (%s) has an empty password and neither smtp_sasl_password_command "
+            "nor a systemd credential (%s in $CREDENTIALS_DIRECTORY) gave one", user, found,
+            c->password_credential);
+        ex = EX_CONFIG;
+        goto out;
+    }
+    if (pg->args.verbose > 0)
+        say("authenticating as %s (from %s; password from %s)", user, found,
+            from ? from : "the same entry");
+    hato_code rc = hato_options_set_credentials(o, user, password);
+    if (rc != HATO_OK)
+        ex = options_fail(rc, "the credentials");
+
+out:
+    wipe_free_str(password);
+    wipe_free_str(user);
+    return ex;
+}
+
+/* hato's state directory for this user, malloc'd, or NULL: no files
+ * (sessions are then resumed only within one run). */
+static char *find_state_dir(struct program *pg)
+{
+    const struct config *c = &pg->cfg;
+    const char *home = getenv("HOME");
+    if (home == NULL || home[0] != '/') {
+        struct passwd *pw = getpwuid(geteuid());
+        home = pw ? pw->pw_dir : NULL;
+    }
+    const char *data = c->data_directory;
+    struct stat sb;
+    /* Never shared between users: another user's directory, or one others
+     * may read, is passed over. */
+    /* The library's test (src/tls/state.c): ours, and nobody else may
+     * add files. */
+    if (data != NULL && stat(data, &sb) == 0 &&
+        (sb.st_uid != geteuid() || (sb.st_mode & 022) != 0 || !S_ISDIR(sb.st_mode))) {
+        say("warning: data_directory = %s is not a directory of uid %ld that only it may write "
+            "(owner uid %ld, mode %03o); using the default state directory instead (give "
+            "data_directory a directory of your own, mode 700)", data, (long)geteuid(),
+            (long)sb.st_uid, (unsigned)(sb.st_mode & 0777));
+        data = NULL;
+    }
+    char *dir = NULL;
+    int r = config_state_dir(data, (unsigned long)geteuid(), getenv("XDG_STATE_HOME"), home, &dir);
+    if (r == -1)
+        say("warning: no home directory for uid %ld: TLS sessions are not kept between runs "
+            "(set data_directory)", (long)geteuid());
+    return dir;
 }
 
 static int build_options(struct program *pg, hato_options *o)
@@ -446,6 +577,31 @@ static int build_options(struct program *pg, hato_options *o)
         return options_fail(rc, "smtp_tls_CAfile");
     if (c->ca_path != NULL && (rc = hato_options_set_ca_path(o, c->ca_path)) != HATO_OK)
         return options_fail(rc, "smtp_tls_CApath");
+    if (c->tls_level != HATO_TLS_NONE &&
+        (rc = hato_options_set_tls_min_version(o, c->tls_min_version)) != HATO_OK)
+        return options_fail(rc, c->tls_level == HATO_TLS_MAY ? "smtp_tls_protocols"
+                                                             : "smtp_tls_mandatory_protocols");
+    if (c->cert_file != NULL &&
+        (rc = hato_options_set_client_cert(o, c->cert_file, c->key_file ? c->key_file : c->cert_file)) != HATO_OK)
+        return options_fail(rc, "smtp_tls_cert_file and smtp_tls_key_file");
+    if ((rc = hato_options_set_tls_fingerprint_digest(o, c->fp_digest)) != HATO_OK)
+        return options_fail(rc, "smtp_tls_fingerprint_digest");
+    for (size_t i = 0; i < c->nfp_cert; i++)
+        if ((rc = hato_options_add_tls_fingerprint(o, false, c->fp_cert[i])) != HATO_OK)
+            return options_fail(rc, "smtp_tls_fingerprint_cert_match");
+    for (size_t i = 0; i < c->nfp_pkey; i++)
+        if ((rc = hato_options_add_tls_fingerprint(o, true, c->fp_pkey[i])) != HATO_OK)
+            return options_fail(rc, "smtp_tls_fingerprint_pkey_match");
+    char *state = find_state_dir(pg);
+    if (state == NULL && c->tls_level == HATO_TLS_TOFU) {
+        say("smtp_tls_security_level = tofu needs a state directory to record the server's key; "
+            "set data_directory in %s", c->path);
+        return EX_CONFIG;
+    }
+    rc = state ? hato_options_set_state_dir(o, state) : HATO_OK;
+    free(state);
+    if (rc != HATO_OK)
+        return options_fail(rc, "data_directory");
     if ((rc = hato_options_set_sasl_mechanisms(o, c->mech_filter)) != HATO_OK)
         return options_fail(rc, "smtp_sasl_mechanism_filter");
     if ((rc = hato_options_set_sasl_security(o, c->sasl_plain, c->sasl_tls)) != HATO_OK)
@@ -524,6 +680,31 @@ static int report_recipients(struct program *pg, hato_message *m, const char *re
     return ex;
 }
 
+/* The one line that describes a failed send or probe. */
+static void failure_line(struct program *pg, hato_code rc, const hato_error *e, int ex,
+                         const char *relay, char *line, size_t size)
+{
+    bool temp = e ? hato_error_temporary(e) : true;
+    const char *msg = e ? hato_error_message(e) : hato_code_name(rc);
+    const char *server = e ? hato_error_server_text(e) : "";
+    const char *enh = e ? hato_error_enhanced_code(e) : "";
+    int rcode = e ? hato_error_reply_code(e) : 0;
+    int k;
+    if (rc == HATO_E_BODY && pg->in_errno != 0)
+        k = snprintf(line, size, "cannot read the message from standard input: %s; "
+                     "nothing was delivered", strerror(pg->in_errno));
+    else if (rc == HATO_E_AUTH && strstr(msg, pg->cfg.relay_host) == NULL)
+        k = snprintf(line, size, "authentication to %s failed: %s", relay, msg);
+    else
+        k = snprintf(line, size, "%s", msg);
+    if (k >= 0 && (size_t)k < size && server[0] != '\0' && strstr(msg, server) == NULL)
+        k += snprintf(line + k, size - (size_t)k, " (the server said: %d%s%s %s)", rcode,
+                      enh[0] ? " " : "", enh, server);
+    if (k >= 0 && (size_t)k < size && rc == HATO_E_AUTH && ex == EX_TEMPFAIL && !temp)
+        snprintf(line + k, size - (size_t)k, "; exit status 75 (try later) because "
+                 "smtp_sasl_auth_soft_bounce = yes");
+}
+
 static int send_message(struct program *pg)
 {
     hato_options *o = hato_options_new();
@@ -578,9 +759,7 @@ static int send_message(struct program *pg)
     const hato_error *e = hato_client_error(cl);
     bool temp = e ? hato_error_temporary(e) : true;
     const char *msg = e ? hato_error_message(e) : hato_code_name(rc);
-    const char *server = e ? hato_error_server_text(e) : "";
     const char *enh = e ? hato_error_enhanced_code(e) : "";
-    int rcode = e ? hato_error_reply_code(e) : 0;
 
     if (rc == HATO_E_RECIPIENTS) {
         /* One line per refused recipient says it all. */
@@ -591,20 +770,7 @@ static int send_message(struct program *pg)
     }
     ex = exitcode_for_error(rc, temp, pg->cfg.auth_soft_bounce);
     char line[2048];
-    int k;
-    if (rc == HATO_E_BODY && pg->in_errno != 0)
-        k = snprintf(line, sizeof line, "cannot read the message from standard input: %s; "
-                     "nothing was delivered", strerror(pg->in_errno));
-    else if (rc == HATO_E_AUTH && strstr(msg, pg->cfg.relay_host) == NULL)
-        k = snprintf(line, sizeof line, "authentication to %s failed: %s", relay, msg);
-    else
-        k = snprintf(line, sizeof line, "%s", msg);
-    if (k >= 0 && (size_t)k < sizeof line && server[0] != '\0' && strstr(msg, server) == NULL)
-        k += snprintf(line + k, sizeof line - (size_t)k, " (the server said: %d%s%s %s)", rcode,
-                      enh[0] ? " " : "", enh, server);
-    if (k >= 0 && (size_t)k < sizeof line && rc == HATO_E_AUTH && ex == EX_TEMPFAIL && !temp)
-        snprintf(line + k, sizeof line - (size_t)k, "; exit status 75 (try later) because "
-                 "smtp_sasl_auth_soft_bounce = yes");
+    failure_line(pg, rc, e, ex, relay, line, sizeof line);
     say("%s", line);
     /* A deferral never carries a 5.x.x code, even when a soft bounce
      * turned a permanent refusal into one (Postfix logs 4.7.8 for 535). */
@@ -623,6 +789,153 @@ out:
     hato_client_free(cl);
     hato_message_free(m);
     hato_options_free(o);
+    return ex;
+}
+
+/* ------------------------------------------------------------------ */
+/* --probe and --tofu-accept                                          */
+
+static void on_probe_line(void *user, const char *line)
+{
+    (void)user;
+    printf("%s\n", line);
+    fflush(stdout); /* each line as it comes: a slow port shows where it waits */
+}
+
+static int probe(struct program *pg)
+{
+    hato_options *o = hato_options_new();
+    hato_client *cl = NULL;
+    int ex = EX_OK;
+
+    if (o == NULL) {
+        say("out of memory");
+        return EX_TEMPFAIL;
+    }
+    if ((ex = build_options(pg, o)) != EX_OK)
+        goto out;
+    cl = hato_client_new(o);
+    hato_options_free(o); /* wipes the password: the client has its copy */
+    o = NULL;
+    if (cl == NULL) {
+        say("out of memory");
+        ex = EX_TEMPFAIL;
+        goto out;
+    }
+    hato_code rc = hato_client_probe(cl, on_probe_line, pg);
+    if (rc != HATO_OK) {
+        const hato_error *e = hato_client_error(cl);
+        const char *peer = hato_client_peer(cl);
+        char line[2048];
+        ex = exitcode_for_error(rc, e ? hato_error_temporary(e) : true, pg->cfg.auth_soft_bounce);
+        failure_line(pg, rc, e, ex, peer[0] ? peer : pg->cfg.relay_host, line, sizeof line);
+        say("%s", line);
+    }
+out:
+    hato_client_free(cl);
+    hato_options_free(o);
+    return ex;
+}
+
+/* What a TOFU record pins, for a person: its "pkey-sha256 ..." line
+ * (the format src/session/session.c writes), else its first line. */
+static void describe_record(const char *text, char *out, size_t size)
+{
+    const char *line = strstr(text, "pkey-sha256 ");
+    if (line == NULL || (line != text && line[-1] != '\n'))
+        line = text;
+    size_t n = strcspn(line, "\r\n");
+    snprintf(out, size, "%.*s", (int)n, line);
+    for (char *q = out; *q != '\0'; q++)
+        if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e)
+            *q = '?';
+}
+
+static int tofu_accept(struct program *pg)
+{
+    const struct config *c = &pg->cfg;
+    char *host = NULL;
+    uint16_t port = 0;
+    bool bracketed;
+    int ex = EX_OK;
+
+    if (pg->args.tofu_target != NULL) {
+        const char *why;
+        int r = config_parse_relay(pg->args.tofu_target, &host, &port, &bracketed, &why);
+        if (r == -2) {
+            say("out of memory");
+            return EX_TEMPFAIL;
+        }
+        if (r == -1) {
+            say("--tofu-accept %s: %s; give the relay as [host]:port", pg->args.tofu_target, why);
+            return EX_USAGE;
+        }
+        if (port == 0)
+            port = relay_port(c);
+    } else if (c->relay_host == NULL) {
+        say("relayhost is not set in %s: name the relay, as in hato --tofu-accept [host]:port",
+            c->path);
+        return EX_CONFIG;
+    } else {
+        host = strdup(c->relay_host);
+        port = relay_port(c);
+        if (host == NULL) {
+            say("out of memory");
+            return EX_TEMPFAIL;
+        }
+    }
+    char *dir = find_state_dir(pg);
+    if (dir == NULL) {
+        free(host);
+        return EX_CONFIG;
+    }
+    /* The library's layout (src/tls/state.c): tofu/HOST:PORT, with bytes
+     * other than letters, digits, ':', '_', '-' and a '.' after the first
+     * replaced by '_'. */
+    char path[4096];
+    int k = snprintf(path, sizeof path, "%s/tofu/", dir);
+    for (size_t i = 0; host[i] != '\0' && k > 0 && (size_t)k + 1 < sizeof path; i++) {
+        char ch = host[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == ':' || ch == '_' || ch == '-' ||
+                  (ch == '.' && i > 0);
+        path[k++] = ok ? ch : '_';
+        path[k] = '\0';
+    }
+    if (k > 0 && (size_t)k < sizeof path)
+        snprintf(path + k, sizeof path - (size_t)k, ":%u", (unsigned)port);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            say("no key is pinned for [%s]:%u (no file %s); the next connection records the "
+                "server's key", host, (unsigned)port, path);
+            ex = EX_NOINPUT;
+        } else {
+            say("cannot open %s: %s", path, strerror(errno));
+            ex = errno == EACCES ? EX_NOPERM : EX_IOERR;
+        }
+        goto out;
+    }
+    char record[4096];
+    ssize_t n = read(fd, record, sizeof record - 1);
+    close(fd);
+    record[n > 0 ? n : 0] = '\0';
+    char shown[300] = "";
+    describe_record(record, shown, sizeof shown);
+    if (unlink(path) != 0) {
+        say("cannot remove %s: %s", path, strerror(errno));
+        ex = errno == EACCES || errno == EPERM ? EX_NOPERM : EX_IOERR;
+        goto out;
+    }
+    printf("removed the key pinned for [%s]:%u (%s) from %s; the next connection records the "
+           "server's current key: check it first with hato --probe\n", host, (unsigned)port,
+           shown[0] ? shown : "an empty record", path);
+    if (c->tls_level != HATO_TLS_TOFU)
+        say("warning: smtp_tls_security_level is not tofu in %s, so keys are not pinned",
+            c->path);
+out:
+    free(dir);
+    free(host);
     return ex;
 }
 
@@ -649,6 +962,8 @@ static int run(struct program *pg, int argc, char **argv)
             return EX_TEMPFAIL;
         return cs == CONFIG_UNREADABLE && pg->cfg.open_errno == EACCES ? EX_NOPERM : EX_CONFIG;
     }
+    if (pg->args.mode == ARGS_TOFU_ACCEPT)
+        return tofu_accept(pg);
     if (pg->cfg.relay_host == NULL) {
         say("relayhost is not set in %s; hato sends through a relay: write, for example, "
             "relayhost = [smtp.example.com]:587", pg->cfg.path);
@@ -671,6 +986,8 @@ static int run(struct program *pg, int argc, char **argv)
     }
     if (pg->sender == NULL)
         return EX_TEMPFAIL;
+    if (pg->args.mode == ARGS_PROBE)
+        return probe(pg);
 
     for (size_t i = 0; i < pg->args.nrecipients; i++) {
         const char *r = pg->args.recipients[i];

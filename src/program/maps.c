@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "text.h"
 #include "wipe.h"
 
 static bool is_blank(char c)
@@ -24,46 +25,12 @@ static bool is_blank(char c)
     return c == ' ' || c == '\t';
 }
 
-/* One logical line: key and value in a caller-provided buffer. */
-struct logical {
-    char *s;
-    size_t len, cap;
-    unsigned line;
-};
-
-static bool logical_add(struct logical *l, const char *s, size_t n)
-{
-    size_t need = l->len + 1 + n + 1;
-    if (need > l->cap) {
-        size_t ncap = l->cap ? l->cap : 128;
-        while (ncap < need)
-            ncap *= 2;
-        char *ns = malloc(ncap);
-        if (ns == NULL)
-            return false;
-        if (l->s != NULL) {
-            memcpy(ns, l->s, l->len);
-            wipe(l->s, l->cap);
-            free(l->s);
-        }
-        l->s = ns;
-        l->cap = ncap;
-    }
-    if (l->len > 0)
-        l->s[l->len++] = ' ';
-    memcpy(l->s + l->len, s, n);
-    l->len += n;
-    l->s[l->len] = '\0';
-    return true;
-}
-
 /* Checks one logical line against the candidate keys; on a match of a
  * better rank than *best_rank stores user and password. */
-static enum maps_status consider(struct logical *l, const char *name, char keys[4][300],
-                                 int nkeys, int *best_rank, char **user, char **password,
-                                 char *err, size_t errlen)
+static enum maps_status consider(char *s, unsigned line, const char *name,
+                                 const char *const *keys, size_t nkeys, size_t *best_rank,
+                                 char **user, char **password, char *err, size_t errlen)
 {
-    char *s = l->s;
     size_t klen = 0;
     while (s[klen] != '\0' && !is_blank(s[klen]))
         klen++;
@@ -75,16 +42,16 @@ static enum maps_status consider(struct logical *l, const char *name, char keys[
         vlen--;
     if (vlen == 0) {
         snprintf(err, errlen, "%s:%u: entry %.*s has no value; expected \"%.*s user:password\"",
-                 name, l->line, (int)klen, s, (int)klen, s);
+                 name, line, (int)klen, s, (int)klen, s);
         return MAPS_ERR_SYNTAX;
     }
-    for (int i = 0; i < nkeys && i < *best_rank; i++) {
+    for (size_t i = 0; i < nkeys && i < *best_rank; i++) {
         if (strlen(keys[i]) != klen || strncasecmp(keys[i], s, klen) != 0)
             continue;
         char *colon = memchr(val, ':', vlen);
         if (colon == NULL) {
             snprintf(err, errlen, "%s:%u: the value for %.*s has no ':'; expected user:password",
-                     name, l->line, (int)klen, s);
+                     name, line, (int)klen, s);
             return MAPS_ERR_SYNTAX;
         }
         size_t ulen = (size_t)(colon - val);
@@ -109,63 +76,30 @@ static enum maps_status consider(struct logical *l, const char *name, char keys[
     return MAPS_FOUND;
 }
 
-enum maps_status maps_lookup_text(const char *text, size_t len, const char *name,
-                                  const char *host, uint16_t port, char **user,
-                                  char **password, char *err, size_t errlen)
+enum maps_status maps_lookup_text_keys(const char *text, size_t len, const char *name,
+                                       const char *const *keys, size_t nkeys, size_t *matched,
+                                       char **user, char **password, char *err, size_t errlen)
 {
-    char keys[4][300];
-    int nkeys = 4;
-    int best = nkeys; /* rank of the best match so far; nkeys: none */
+    size_t best = nkeys; /* rank of the best match so far; nkeys: none */
     enum maps_status st = MAPS_FOUND;
-    struct logical l = {0};
-    unsigned lineno = 0;
-    size_t pos = 0;
+    struct text_lines t = {.text = text, .len = len};
+    enum text_status ts;
 
     *user = NULL;
     *password = NULL;
     err[0] = '\0';
-    /* Postfix's order: the relay as written with brackets first. */
-    snprintf(keys[0], sizeof keys[0], "[%s]:%u", host, (unsigned)port);
-    snprintf(keys[1], sizeof keys[1], "[%s]", host);
-    snprintf(keys[2], sizeof keys[2], "%s:%u", host, (unsigned)port);
-    snprintf(keys[3], sizeof keys[3], "%s", host);
-
-    while (pos < len && st == MAPS_FOUND) {
-        const char *ls = text + pos;
-        const char *nl = memchr(ls, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - ls) : len - pos;
-        pos += n + (nl ? 1 : 0);
-        lineno++;
-        if (n > 0 && ls[n - 1] == '\r')
-            n--;
-        size_t i = 0;
-        while (i < n && is_blank(ls[i]))
-            i++;
-        if (i == n || ls[i] == '#')
-            continue;
-        if (i > 0 && l.len == 0) {
+    while (st == MAPS_FOUND && (ts = text_next(&t)) != TEXT_END) {
+        if (ts == TEXT_LINE) {
+            st = consider(t.buf, t.line, name, keys, nkeys, &best, user, password, err, errlen);
+        } else if (ts == TEXT_ORPHAN) {
             snprintf(err, errlen, "%s:%u: a continuation line (it starts with white space) "
-                                  "with no entry before it", name, lineno);
+                                  "with no entry before it", name, t.lineno);
             st = MAPS_ERR_SYNTAX;
-            break;
-        }
-        if (i == 0 && l.len > 0) {
-            st = consider(&l, name, keys, nkeys, &best, user, password, err, errlen);
-            l.len = 0;
-        }
-        if (st != MAPS_FOUND)
-            break;
-        if (l.len == 0)
-            l.line = lineno;
-        if (!logical_add(&l, ls + i, n - i))
+        } else {
             st = MAPS_ERR_NOMEM;
+        }
     }
-    if (st == MAPS_FOUND && l.len > 0)
-        st = consider(&l, name, keys, nkeys, &best, user, password, err, errlen);
-    if (l.s != NULL) {
-        wipe(l.s, l.cap);
-        free(l.s);
-    }
+    text_lines_free(&t);
     if (st == MAPS_ERR_NOMEM)
         snprintf(err, errlen, "out of memory reading %s", name);
     if (st != MAPS_FOUND || best == nkeys) {
@@ -175,13 +109,39 @@ enum maps_status maps_lookup_text(const char *text, size_t len, const char *name
         *password = NULL;
         if (st == MAPS_FOUND)
             st = MAPS_NOT_FOUND;
+    } else if (matched != NULL) {
+        *matched = best;
     }
     return st;
 }
 
-enum maps_status maps_lookup(const char *path, const char *key_name, const char *host,
-                             uint16_t port, char **user, char **password, int *err_no,
-                             char *err, size_t errlen)
+/* The relay's keys in Postfix's order: as written with brackets first. */
+static void relay_keys(char keys[MAPS_MAX_KEYS][300], const char *ptrs[MAPS_MAX_KEYS],
+                       const char *host, uint16_t port)
+{
+    snprintf(keys[0], sizeof keys[0], "[%s]:%u", host, (unsigned)port);
+    snprintf(keys[1], sizeof keys[1], "[%s]", host);
+    snprintf(keys[2], sizeof keys[2], "%s:%u", host, (unsigned)port);
+    snprintf(keys[3], sizeof keys[3], "%s", host);
+    for (int i = 0; i < MAPS_MAX_KEYS; i++)
+        ptrs[i] = keys[i];
+}
+
+enum maps_status maps_lookup_text(const char *text, size_t len, const char *name,
+                                  const char *host, uint16_t port, char **user,
+                                  char **password, char *err, size_t errlen)
+{
+    char keys[MAPS_MAX_KEYS][300];
+    const char *ptrs[MAPS_MAX_KEYS];
+    relay_keys(keys, ptrs, host, port);
+    return maps_lookup_text_keys(text, len, name, ptrs, MAPS_MAX_KEYS, NULL, user, password,
+                                 err, errlen);
+}
+
+enum maps_status maps_lookup_keys(const char *path, const char *key_name,
+                                  const char *const *keys, size_t nkeys, size_t *matched,
+                                  char **user, char **password, int *err_no, char *err,
+                                  size_t errlen)
 {
     *user = NULL;
     *password = NULL;
@@ -243,8 +203,70 @@ enum maps_status maps_lookup(const char *path, const char *key_name, const char 
     }
     close(fd);
     if (st == MAPS_FOUND)
-        st = maps_lookup_text(text, len, path, host, port, user, password, err, errlen);
+        st = maps_lookup_text_keys(text, len, path, keys, nkeys, matched, user, password, err,
+                                   errlen);
     wipe(text, cap + 1);
     free(text);
+    return st;
+}
+
+enum maps_status maps_lookup(const char *path, const char *key_name, const char *host,
+                             uint16_t port, char **user, char **password, int *err_no,
+                             char *err, size_t errlen)
+{
+    char keys[MAPS_MAX_KEYS][300];
+    const char *ptrs[MAPS_MAX_KEYS];
+    relay_keys(keys, ptrs, host, port);
+    return maps_lookup_keys(path, key_name, ptrs, MAPS_MAX_KEYS, NULL, user, password, err_no,
+                            err, errlen);
+}
+
+enum maps_status maps_find(const char *const *paths, size_t npaths, const char *key_name,
+                           const char *sender, const char *host, uint16_t port, char **user,
+                           char **password, char *found, size_t foundlen, int *err_no,
+                           char *err, size_t errlen)
+{
+    char keys[MAPS_MAX_KEYS][300];
+    const char *ptrs[MAPS_MAX_KEYS];
+    enum maps_status st = MAPS_NOT_FOUND;
+
+    *user = NULL;
+    *password = NULL;
+    *err_no = 0;
+    err[0] = '\0';
+    if (found != NULL && foundlen > 0)
+        found[0] = '\0';
+
+    /* Postfix's mail_addr_find(): the whole address in every table, then
+     * its domain as "@domain"; the null sender has neither. */
+    const char *sender_keys[2];
+    size_t nsender = 0;
+    if (sender != NULL && sender[0] != '\0') {
+        sender_keys[nsender++] = sender;
+        const char *at = strrchr(sender, '@');
+        if (at != NULL && at[1] != '\0')
+            sender_keys[nsender++] = at;
+    }
+    for (size_t k = 0; k < nsender && st == MAPS_NOT_FOUND; k++) {
+        for (size_t i = 0; i < npaths && st == MAPS_NOT_FOUND; i++) {
+            st = maps_lookup_keys(paths[i], key_name, &sender_keys[k], 1, NULL, user,
+                                  password, err_no, err, errlen);
+            if (st == MAPS_FOUND && found != NULL)
+                snprintf(found, foundlen, "%s %s", paths[i], sender_keys[k]);
+        }
+    }
+    if (st != MAPS_NOT_FOUND)
+        return st;
+
+    relay_keys(keys, ptrs, host, port);
+    for (size_t i = 0; i < npaths && st == MAPS_NOT_FOUND; i++) {
+        /* Each table is searched for every form of the relay before the
+         * next table, as hato did before sender-dependent lookups. */
+        size_t rank = 0;
+        st = maps_lookup_keys(paths[i], key_name, ptrs, MAPS_MAX_KEYS, &rank, user, password,
+                              err_no, err, errlen);
+        if (st == MAPS_FOUND && found != NULL)
+            snprintf(found, foundlen, "%s %s", paths[i], ptrs[rank]);
+    }
     return st;
 }

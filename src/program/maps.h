@@ -40,4 +40,28 @@ enum maps_status maps_lookup_text(const char *text, size_t len, const char *name
                                   const char *host, uint16_t port, char **user,
                                   char **password, char *err, size_t errlen);
 
+/* The general forms: the candidate keys, best first; the entry of the
+ * best key present wins (the first line among equal keys), and *matched
+ * (may be NULL) receives that key's index. */
+#define MAPS_MAX_KEYS 4
+enum maps_status maps_lookup_keys(const char *path, const char *key_name,
+                                  const char *const *keys, size_t nkeys, size_t *matched,
+                                  char **user, char **password, int *err_no, char *err,
+                                  size_t errlen);
+enum maps_status maps_lookup_text_keys(const char *text, size_t len, const char *name,
+                                       const char *const *keys, size_t nkeys, size_t *matched,
+                                       char **user, char **password, char *err, size_t errlen);
+
+/* Postfix's search of smtp_sasl_password_maps (paths, in order): with a
+ * sender (smtp_sender_dependent_authentication = yes; NULL or "" skips
+ * this), the sender address in every table, then its "@domain" in every
+ * table; then the relay's keys (as maps_lookup) in each table.  On
+ * MAPS_FOUND *user and *password are as for maps_lookup and found (may be
+ * NULL) receives "FILE KEY" of the entry used, for messages.  The other
+ * results as for maps_lookup. */
+enum maps_status maps_find(const char *const *paths, size_t npaths, const char *key_name,
+                           const char *sender, const char *host, uint16_t port, char **user,
+                           char **password, char *found, size_t foundlen, int *err_no,
+                           char *err, size_t errlen);
+
 #endif

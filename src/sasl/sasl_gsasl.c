@@ -31,7 +31,11 @@
 
 #include <gsasl.h>
 
+#include "sasl/oauth.h"
 #include "util/secret.h"
+
+/* What hato runs itself (oauth.c), added to libgsasl's list. */
+#define HATO_OWN_MECHANISMS " OAUTHBEARER XOAUTH2"
 
 struct sasl_lib {
     Gsasl *ctx;  /* owned: gsasl_done() */
@@ -40,6 +44,8 @@ struct sasl_lib {
 
 struct sasl_exchange {
     Gsasl_session *session; /* owned: gsasl_finish() after wiping */
+    oauth_exchange *oauth;  /* owned, instead of session for XOAUTH2 and
+                               OAUTHBEARER */
     char mech[SASL_MECH_MAX];
     unsigned steps;         /* gsasl_step() calls so far */
     bool waiting;           /* server-first: AUTH sent, no challenge yet */
@@ -68,14 +74,18 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
  * mechanisms ask for, and what that absence means:
  *   GSASL_AUTHZID             PLAIN, SCRAM, DIGEST-MD5: no authorization
  *                             identity (PLAIN sends an empty one, RFC 4616);
- *   GSASL_CB_TLS_EXPORTER,    SCRAM: no channel binding, so the non-PLUS
- *   GSASL_CB_TLS_UNIQUE       variants send the GS2 flag "n" (RFC 5802
- *                             section 6).  When the PLUS variants arrive,
- *                             the tls layer's binding goes on the session
- *                             and the non-PLUS ones then rightly send "y";
+ *   GSASL_CB_TLS_EXPORTER,    SCRAM: set on the session for the -PLUS
+ *   GSASL_CB_TLS_UNIQUE       variants only (sasl_exchange_start).  The
+ *                             non-PLUS ones get none and send the GS2 flag
+ *                             "n": RFC 5802 section 6 would have them send
+ *                             "y" when binding exists, but libgsasl 2.2's
+ *                             client then fails its first step with
+ *                             GSASL_AUTHENTICATION_ERROR (checked);
  *   GSASL_SCRAM_SALTED_PASSWORD  SCRAM: derive it from GSASL_PASSWORD with
  *                             the server's salt and iteration count;
- *   GSASL_QOP, GSASL_REALM    DIGEST-MD5: "auth", and the server's realm.
+ *   GSASL_REALM               DIGEST-MD5: the server's (first) realm.
+ * GSASL_QOP is set, to "qop-auth": authentication only.  hato has no use for
+ * DIGEST-MD5's integrity or confidentiality layers; TLS protects the link.
  * No callback at all would behave the same today (gsasl_callback() returns
  * GSASL_NO_CALLBACK); having one states the policy and keeps libgsasl's
  * obsolete callback fallbacks out of the way.
@@ -128,7 +138,7 @@ sasl_lib *sasl_lib_new(char *err, size_t errlen)
     /* libgsasl prints them upper case and space-separated already; copy
      * into our own allocation (gsasl_free is its allocator, free is ours)
      * and fold anyway, since sasl_select's callers rely on it. */
-    size_t n = strlen(list) + 1;
+    size_t n = strlen(list) + sizeof HATO_OWN_MECHANISMS;
     lib->mechs = malloc(n);
     if (lib->mechs == NULL) {
         gsasl_free(list);
@@ -138,6 +148,8 @@ sasl_lib *sasl_lib_new(char *err, size_t errlen)
     }
     to_upper_copy(lib->mechs, n, list);
     gsasl_free(list);
+    memcpy(lib->mechs + strlen(lib->mechs), HATO_OWN_MECHANISMS,
+           sizeof HATO_OWN_MECHANISMS);
     return lib;
 }
 
@@ -187,13 +199,58 @@ static void wipe_properties(Gsasl_session *session)
     }
 }
 
-sasl_exchange *sasl_exchange_new(sasl_lib *lib, const char *mech,
-                                 const char *user, const char *password,
-                                 const char *host, char *err, size_t errlen)
+static bool ends_with(const char *s, const char *suffix)
 {
+    size_t n = strlen(s), k = strlen(suffix);
+
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* The -PLUS variants' channel binding, as the libgsasl property for its
+ * type.  libgsasl 2.2 names the type in the GS2 header ("p=tls-exporter")
+ * after the property it finds, preferring GSASL_CB_TLS_EXPORTER when both
+ * are set (checked); hato sets exactly one, the one the session chose. */
+static int set_binding(Gsasl_session *session, const sasl_params *p,
+                       const char *mech, char *err, size_t errlen)
+{
+    Gsasl_property prop;
+    char *b64 = NULL;
+    int rc;
+
+    if (p->cb_type == NULL || p->cb_data == NULL || p->cb_len == 0) {
+        set_err(err, errlen, "%s needs TLS channel binding, which this "
+                "connection does not provide", mech);
+        return GSASL_NO_CB_TLS_EXPORTER;
+    }
+    if (strcmp(p->cb_type, "tls-exporter") == 0)
+        prop = GSASL_CB_TLS_EXPORTER;
+    else if (strcmp(p->cb_type, "tls-unique") == 0)
+        prop = GSASL_CB_TLS_UNIQUE;
+    else {
+        set_err(err, errlen, "channel binding type %.40s is not known to "
+                "libgsasl", p->cb_type);
+        return GSASL_NO_CB_TLS_EXPORTER;
+    }
+    rc = gsasl_base64_to((const char *)p->cb_data, p->cb_len, &b64, NULL);
+    if (rc == GSASL_OK)
+        rc = gsasl_property_set(session, prop, b64);
+    gsasl_free(b64);
+    if (rc != GSASL_OK)
+        set_err(err, errlen, "cannot start %s in libgsasl: %s", mech,
+                gsasl_strerror(rc));
+    return rc;
+}
+
+sasl_exchange *sasl_exchange_start(sasl_lib *lib, const char *mech,
+                                   const sasl_params *params, char *err,
+                                   size_t errlen)
+{
+    static const sasl_params none = { 0 };
     sasl_exchange *x;
     int rc = GSASL_OK;
 
+    if (params == NULL)
+        params = &none;
     if (lib == NULL || mech == NULL || mech[0] == '\0') {
         set_err(err, errlen, "no SASL mechanism given");
         return NULL;
@@ -213,6 +270,15 @@ sasl_exchange *sasl_exchange_new(sasl_lib *lib, const char *mech,
      * hato's are not. */
     to_upper_copy(x->mech, sizeof x->mech, mech);
 
+    if (oauth_is_mech(x->mech)) {
+        x->oauth = oauth_start(x->mech, params, err, errlen);
+        if (x->oauth == NULL) {
+            free(x);
+            return NULL;
+        }
+        return x;
+    }
+
     rc = gsasl_client_start(lib->ctx, x->mech, &x->session);
     if (rc != GSASL_OK) {
         if (rc == GSASL_UNKNOWN_MECHANISM)
@@ -226,23 +292,41 @@ sasl_exchange *sasl_exchange_new(sasl_lib *lib, const char *mech,
     }
 
     /* No GSASL_AUTHZID: PLAIN's authorization identity stays empty, which
-     * servers read as "the same as the user" (RFC 4616 section 2). */
-    if (user != NULL)
-        rc = gsasl_property_set(x->session, GSASL_AUTHID, user);
-    if (rc == GSASL_OK && password != NULL)
-        rc = gsasl_property_set(x->session, GSASL_PASSWORD, password);
+     * servers read as "the same as the user" (RFC 4616 section 2), and
+     * EXTERNAL sends an empty one ("=" on the AUTH line): the server takes
+     * the identity from the client certificate (RFC 4422 appendix A). */
+    if (params->user != NULL)
+        rc = gsasl_property_set(x->session, GSASL_AUTHID, params->user);
+    if (rc == GSASL_OK && params->password != NULL)
+        rc = gsasl_property_set(x->session, GSASL_PASSWORD, params->password);
     if (rc == GSASL_OK)
         rc = gsasl_property_set(x->session, GSASL_SERVICE, "smtp");
-    if (rc == GSASL_OK && host != NULL)
-        rc = gsasl_property_set(x->session, GSASL_HOSTNAME, host);
+    if (rc == GSASL_OK && params->host != NULL)
+        rc = gsasl_property_set(x->session, GSASL_HOSTNAME, params->host);
+    if (rc == GSASL_OK && strcmp(x->mech, "DIGEST-MD5") == 0)
+        rc = gsasl_property_set(x->session, GSASL_QOP, "qop-auth");
     if (rc != GSASL_OK) {
         set_err(err, errlen, "cannot start %s in libgsasl: %s", x->mech,
                 gsasl_strerror(rc));
         sasl_exchange_free(x);
         return NULL;
     }
+    if (ends_with(x->mech, "-PLUS") &&
+        set_binding(x->session, params, x->mech, err, errlen) != GSASL_OK) {
+        sasl_exchange_free(x);
+        return NULL;
+    }
     x->waiting = !sasl_client_first(x->mech);
     return x;
+}
+
+sasl_exchange *sasl_exchange_new(sasl_lib *lib, const char *mech,
+                                 const char *user, const char *password,
+                                 const char *host, char *err, size_t errlen)
+{
+    const sasl_params p = { .user = user, .password = password, .host = host };
+
+    return sasl_exchange_start(lib, mech, &p, err, errlen);
 }
 
 /* Says why a step failed, for the session to put after "SASL <mech> with
@@ -308,6 +392,8 @@ sasl_status sasl_exchange_step(sasl_exchange *x, const char *challenge,
     int rc, rc2;
 
     *response = NULL;
+    if (x != NULL && x->oauth != NULL)
+        return oauth_step(x->oauth, challenge, response, err, errlen);
     if (x == NULL || x->failed) {
         set_err(err, errlen, "the SASL exchange has already failed");
         return SASL_FAIL;
@@ -381,5 +467,11 @@ void sasl_exchange_free(sasl_exchange *x)
         wipe_properties(x->session);
         gsasl_finish(x->session);
     }
+    oauth_free(x->oauth);
     free(x);
+}
+
+const char *sasl_exchange_server_error(const sasl_exchange *x)
+{
+    return x != NULL ? oauth_server_error(x->oauth) : NULL;
 }

@@ -14,11 +14,21 @@
 /* What a mechanism needs or is, for the rules of sasl_select. */
 enum {
     MECH_PASSWORD = 1u << 0,     /* needs the user's password */
-    MECH_PLAINTEXT = 1u << 1,    /* sends the password itself: noplaintext */
+    MECH_PLAINTEXT = 1u << 1,    /* sends the secret itself: noplaintext */
     MECH_ANONYMOUS = 1u << 2,    /* noanonymous */
     MECH_CLIENT_FIRST = 1u << 3, /* initial response on the AUTH line */
     MECH_LATER = 1u << 4,        /* planned, not implemented yet */
     MECH_NEVER = 1u << 5,        /* known, and hato will not use it */
+    MECH_DICTIONARY = 1u << 6,   /* a recorded exchange lets a guesser test
+                                    passwords offline: nodictionary */
+    MECH_MUTUAL = 1u << 7,       /* proves the server knows the secret too,
+                                    and hato requires that proof: mutual_auth */
+    MECH_EXPLICIT = 1u << 8,     /* only when the filter names it */
+    MECH_CERT = 1u << 9,         /* needs a client certificate on the link */
+    MECH_BINDING = 1u << 10,     /* needs TLS channel binding data */
+    MECH_TOKEN = 1u << 11,       /* the "password" is an OAuth access token */
+    MECH_OWN = 1u << 12,         /* run by hato itself (oauth.c), whatever
+                                    the SASL library has */
 };
 
 typedef struct mech_info {
@@ -29,34 +39,58 @@ typedef struct mech_info {
 /*
  * Every mechanism hato knows.  The order of the table is the preference
  * order, strongest first; only entries without MECH_LATER or MECH_NEVER are
- * ever chosen.
+ * ever chosen.  docs/auth.md explains the order; keep the two in step.
  *
- * The MECH_LATER entries are the place for the next issue.  Each needs
- * something from another layer before its flag can go:
- *   SCRAM-*-PLUS   the TLS channel binding (tls-exporter, RFC 9266; libgsasl
- *                  takes it as GSASL_CB_TLS_EXPORTER) from the tls layer;
- *   OAUTHBEARER    a bearer token instead of a password (RFC 7628), and so a
- *   XOAUTH2        have_token beside have_password; libgsasl 2.2 implements
- *                  neither, so their client code would live in hato;
- *   EXTERNAL       a client certificate on the TLS link (RFC 4422 app. A);
- *   GSSAPI         Kerberos credentials.
- * Their places in the order are a first guess; the issue that enables them
- * decides.  Names not in this table (NTLM, SECURID, ...) are reported as not
- * supported by hato.
+ * EXTERNAL, OAUTHBEARER and XOAUTH2 come first but are MECH_EXPLICIT: they
+ * are chosen only when smtp_sasl_mechanism_filter names them.  An access
+ * token and a password look alike, so hato cannot guess which one the
+ * password source holds, and a client certificate made for TLS alone does
+ * not mean the server maps it to the account.  Once named, they win: no
+ * reusable password crosses the wire (EXTERNAL), or only a short-lived
+ * token does (OAuth).
+ *
+ * The -PLUS variants bind the exchange to the TLS channel (RFC 5802
+ * section 6, RFC 9266), so a man in the middle holding a certificate the
+ * user accepted still cannot relay the login.
+ *
+ * nodictionary (MECH_DICTIONARY): whoever records the exchange can test
+ * password guesses offline.  PLAIN and LOGIN show the password itself;
+ * CRAM-MD5 and DIGEST-MD5 show a challenge and its MD5 keyed hash; SCRAM
+ * shows salt, iteration count and a proof that a guess can be checked
+ * against (the iterations slow a guesser, they do not stop one).  The
+ * -PLUS variants are the same exchange.  Cyrus SASL, which Postfix's
+ * options come from, marks the same set.  EXTERNAL and the OAuth tokens
+ * carry nothing a dictionary helps with.
+ *
+ * mutual_auth (MECH_MUTUAL): SCRAM's server signature (RFC 5802 section 3)
+ * and DIGEST-MD5's rspauth (RFC 2831 section 2.1.3) prove the server knows
+ * the secret; hato refuses a 235 that arrives without that proof (smtp.c,
+ * on_auth).  GSSAPI would join them.
+ *
+ * GSSAPI stays MECH_LATER: libgsasl has it, but hato has no setting for
+ * Kerberos credentials and no test KDC.  Names not in this table (NTLM,
+ * SECURID, ...) are reported as not supported by hato.
  */
 static const mech_info mechs[] = {
-    { "SCRAM-SHA-256-PLUS", MECH_PASSWORD | MECH_CLIENT_FIRST | MECH_LATER },
-    { "SCRAM-SHA-1-PLUS", MECH_PASSWORD | MECH_CLIENT_FIRST | MECH_LATER },
-    { "SCRAM-SHA-256", MECH_PASSWORD | MECH_CLIENT_FIRST },
-    { "SCRAM-SHA-1", MECH_PASSWORD | MECH_CLIENT_FIRST },
-    { "OAUTHBEARER", MECH_CLIENT_FIRST | MECH_LATER },
-    { "XOAUTH2", MECH_CLIENT_FIRST | MECH_LATER },
-    { "EXTERNAL", MECH_CLIENT_FIRST | MECH_LATER },
-    { "GSSAPI", MECH_CLIENT_FIRST | MECH_LATER },
-    { "DIGEST-MD5", MECH_PASSWORD },
-    { "CRAM-MD5", MECH_PASSWORD },
-    { "PLAIN", MECH_PASSWORD | MECH_PLAINTEXT | MECH_CLIENT_FIRST },
-    { "LOGIN", MECH_PASSWORD | MECH_PLAINTEXT },
+    { "EXTERNAL", MECH_CLIENT_FIRST | MECH_EXPLICIT | MECH_CERT },
+    { "OAUTHBEARER", MECH_TOKEN | MECH_PLAINTEXT | MECH_CLIENT_FIRST |
+                         MECH_EXPLICIT | MECH_OWN },
+    { "XOAUTH2", MECH_TOKEN | MECH_PLAINTEXT | MECH_CLIENT_FIRST |
+                     MECH_EXPLICIT | MECH_OWN },
+    { "SCRAM-SHA-256-PLUS", MECH_PASSWORD | MECH_CLIENT_FIRST | MECH_BINDING |
+                                MECH_DICTIONARY | MECH_MUTUAL },
+    { "SCRAM-SHA-1-PLUS", MECH_PASSWORD | MECH_CLIENT_FIRST | MECH_BINDING |
+                              MECH_DICTIONARY | MECH_MUTUAL },
+    { "SCRAM-SHA-256",
+      MECH_PASSWORD | MECH_CLIENT_FIRST | MECH_DICTIONARY | MECH_MUTUAL },
+    { "SCRAM-SHA-1",
+      MECH_PASSWORD | MECH_CLIENT_FIRST | MECH_DICTIONARY | MECH_MUTUAL },
+    { "GSSAPI", MECH_CLIENT_FIRST | MECH_MUTUAL | MECH_LATER },
+    { "DIGEST-MD5", MECH_PASSWORD | MECH_DICTIONARY | MECH_MUTUAL },
+    { "CRAM-MD5", MECH_PASSWORD | MECH_DICTIONARY },
+    { "PLAIN",
+      MECH_PASSWORD | MECH_PLAINTEXT | MECH_CLIENT_FIRST | MECH_DICTIONARY },
+    { "LOGIN", MECH_PASSWORD | MECH_PLAINTEXT | MECH_DICTIONARY },
     /* A submission client has no use for an anonymous login; listed so that
      * noanonymous has something to name. */
     { "ANONYMOUS", MECH_ANONYMOUS | MECH_CLIENT_FIRST | MECH_NEVER },
@@ -74,16 +108,27 @@ enum {
     WHY_PASSWORD = 1u << 4,
     WHY_FILTER = 1u << 5,
     WHY_NOPLAINTEXT = 1u << 6,
+    WHY_BINDING = 1u << 7,    /* no channel binding on this link */
+    WHY_CERT = 1u << 8,       /* no client certificate on this link */
+    WHY_TOKEN = 1u << 9,      /* OAuth: no token */
+    WHY_EXPLICIT = 1u << 10,  /* no filter, and it needs to be named */
+    WHY_NODICTIONARY = 1u << 11,
+    WHY_MUTUAL = 1u << 12,
 };
 /* Policy first (it refuses ANONYMOUS whatever hato could do), then what no
  * setting changes, then settings from the hardest to the easiest to change. */
 static const unsigned reason_order[] = {
-    WHY_NOANONYMOUS, WHY_HATO,   WHY_HATO_LATER, WHY_LIBRARY,
-    WHY_PASSWORD,    WHY_FILTER, WHY_NOPLAINTEXT,
+    WHY_NOANONYMOUS, WHY_HATO,     WHY_HATO_LATER, WHY_LIBRARY,
+    WHY_BINDING,     WHY_CERT,     WHY_PASSWORD,   WHY_TOKEN,
+    WHY_EXPLICIT,    WHY_FILTER,   WHY_MUTUAL,     WHY_NODICTIONARY,
+    WHY_NOPLAINTEXT,
 };
 #define REASON_COUNT (sizeof reason_order / sizeof reason_order[0])
-/* What settings can change, so the advice may suggest it. */
-#define WHY_FIXABLE (WHY_LIBRARY | WHY_PASSWORD | WHY_FILTER | WHY_NOPLAINTEXT)
+/* What settings can change, so the advice may suggest it.  Channel binding
+ * is not: it depends on the TLS version and the server's extensions. */
+#define WHY_FIXABLE                                                           \
+    (WHY_LIBRARY | WHY_PASSWORD | WHY_FILTER | WHY_NOPLAINTEXT | WHY_CERT |   \
+     WHY_TOKEN | WHY_EXPLICIT | WHY_NODICTIONARY | WHY_MUTUAL)
 
 /* Distinct offered names the message lists.  Real servers offer a dozen at
  * most; a longer (hostile) list only lengthens the message, so past this the
@@ -213,6 +258,13 @@ bool sasl_client_first(const char *mech)
     return strncmp(name, "SCRAM-", 6) == 0 || strncmp(name, "GS2-", 4) == 0;
 }
 
+bool sasl_mutual(const char *mech)
+{
+    const mech_info *m = mech_find(mech);
+
+    return m != NULL && (m->flags & MECH_MUTUAL) != 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* A bounded message                                                   */
 
@@ -279,6 +331,21 @@ static unsigned primary_reason(unsigned why)
 
 /* The setting that would let a mechanism through, for one reason.  names
  * lists the mechanisms (for the filter and the library). */
+static void put_names_lower(text *t, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            put(t, " or ");
+        put_lower(t, names[i]);
+    }
+}
+
+/* The security options' key for this link. */
+static const char *security_key(bool tls)
+{
+    return tls ? "smtp_sasl_tls_security_options" : "smtp_sasl_security_options";
+}
+
 static void put_fix(text *t, unsigned why, const char *const *names,
                     size_t n, bool tls, bool combined)
 {
@@ -286,14 +353,30 @@ static void put_fix(text *t, unsigned why, const char *const *names,
     case WHY_PASSWORD:
         put(t, "add a password for this server to smtp_sasl_password_maps");
         break;
+    case WHY_TOKEN:
+        put(t, "give this server an OAuth access token as its password "
+               "(smtp_sasl_password_command prints a fresh one)");
+        break;
     case WHY_FILTER:
+    case WHY_EXPLICIT:
         put(t, "add ");
-        for (size_t i = 0; i < n; i++) {
-            if (i > 0)
-                put(t, " or ");
-            put_lower(t, names[i]);
-        }
+        put_names_lower(t, names, n);
         put(t, " to smtp_sasl_mechanism_filter");
+        break;
+    case WHY_CERT:
+        if (!tls)
+            put(t, "use TLS (smtp_tls_security_level = encrypt) with ");
+        else
+            put(t, "configure ");
+        put(t, "a client certificate (smtp_tls_cert_file, smtp_tls_key_file)");
+        break;
+    case WHY_NODICTIONARY:
+        put(t, "remove nodictionary from ");
+        put(t, security_key(tls));
+        break;
+    case WHY_MUTUAL:
+        put(t, "remove mutual_auth from ");
+        put(t, security_key(tls));
         break;
     case WHY_NOPLAINTEXT:
         if (tls)
@@ -329,10 +412,15 @@ static void put_advice(text *t, const offer *offers, size_t count, bool tls)
 {
     /* Alternatives: the commonest fix first.  Together: the hardest
      * first, ending with the pair of TLS alternatives. */
-    static const unsigned fixes[] = { WHY_PASSWORD, WHY_FILTER,
-                                      WHY_NOPLAINTEXT, WHY_LIBRARY };
-    static const unsigned together[] = { WHY_LIBRARY, WHY_PASSWORD,
-                                         WHY_FILTER, WHY_NOPLAINTEXT };
+    static const unsigned fixes[] = {
+        WHY_PASSWORD, WHY_TOKEN,  WHY_FILTER,       WHY_EXPLICIT,
+        WHY_NOPLAINTEXT, WHY_MUTUAL, WHY_NODICTIONARY, WHY_CERT, WHY_LIBRARY,
+    };
+    /* WHY_NOPLAINTEXT last: its "either ... or" ends the sentence. */
+    static const unsigned together[] = {
+        WHY_LIBRARY, WHY_CERT,   WHY_PASSWORD,     WHY_TOKEN,      WHY_FILTER,
+        WHY_EXPLICIT, WHY_MUTUAL, WHY_NODICTIONARY, WHY_NOPLAINTEXT,
+    };
     const offer *best = NULL;
     bool any = false;
 
@@ -388,36 +476,80 @@ static void put_advice(text *t, const offer *offers, size_t count, bool tls)
         }
 }
 
-static const char *reason_text(unsigned why, bool plural, bool tls)
+/* The reason, after the names of the mechanisms it applies to. */
+static void put_reason(text *t, unsigned why, bool plural, bool tls)
 {
+    const char *is = plural ? " are" : " is";
+
     switch (why) {
     case WHY_NOANONYMOUS:
-        return plural ? " are excluded by noanonymous"
-                      : " is excluded by noanonymous";
+        put(t, is);
+        put(t, " excluded by noanonymous");
+        break;
     case WHY_HATO:
-        return plural ? " are not supported by hato"
-                      : " is not supported by hato";
+        put(t, is);
+        put(t, " not supported by hato");
+        break;
     case WHY_HATO_LATER:
-        return plural ? " are not supported by hato yet"
-                      : " is not supported by hato yet";
+        put(t, is);
+        put(t, " not supported by hato yet");
+        break;
     case WHY_LIBRARY:
-        return plural ? " are not supported by the local SASL library"
-                      : " is not supported by the local SASL library";
+        put(t, is);
+        put(t, " not supported by the local SASL library");
+        break;
     case WHY_PASSWORD:
-        return plural ? " need a password and none is set for this server"
-                      : " needs a password and none is set for this server";
+        put(t, plural ? " need" : " needs");
+        put(t, " a password and none is set for this server");
+        break;
+    case WHY_TOKEN:
+        put(t, plural ? " need" : " needs");
+        put(t, " an OAuth access token as the password and none is set for "
+               "this server");
+        break;
     case WHY_FILTER:
-        return plural ? " are not in the filter" : " is not in the filter";
+        put(t, is);
+        put(t, " not in the filter");
+        break;
+    case WHY_EXPLICIT:
+        put(t, plural ? " are used only when smtp_sasl_mechanism_filter names "
+                        "them"
+                      : " is used only when smtp_sasl_mechanism_filter names "
+                        "it");
+        break;
+    case WHY_BINDING:
+        put(t, plural ? " need" : " needs");
+        put(t, tls ? " TLS channel binding, which this TLS connection does "
+                     "not provide"
+                   : " TLS channel binding, and this connection has no TLS");
+        break;
+    case WHY_CERT:
+        put(t, plural ? " need" : " needs");
+        put(t, " a client certificate on a TLS connection");
+        break;
+    case WHY_NODICTIONARY:
+        put(t, is);
+        put(t, " excluded by nodictionary in ");
+        put(t, security_key(tls));
+        put(t, " (a recorded exchange allows offline password guessing)");
+        break;
+    case WHY_MUTUAL:
+        put(t, is);
+        put(t, " excluded by mutual_auth in ");
+        put(t, security_key(tls));
+        put(t, plural ? " (they do not authenticate the server)"
+                      : " (it does not authenticate the server)");
+        break;
     case WHY_NOPLAINTEXT:
+        put(t, is);
         if (tls)
-            return plural ? " are excluded by noplaintext in "
-                            "smtp_sasl_tls_security_options"
-                          : " is excluded by noplaintext in "
-                            "smtp_sasl_tls_security_options";
-        return plural ? " are excluded by noplaintext without TLS"
-                      : " is excluded by noplaintext without TLS";
+            put(t, " excluded by noplaintext in "
+                   "smtp_sasl_tls_security_options");
+        else
+            put(t, " excluded by noplaintext without TLS");
+        break;
     default:
-        return "";
+        break;
     }
 }
 
@@ -432,6 +564,61 @@ static void put_filter(text *t, const char *filter)
             put(t, ", ");
         put_lower(t, item);
         first = false;
+    }
+}
+
+/* Each reason once, with the offered mechanisms it applies to, each
+ * clause preceded by sep: "; A and B are ...; C is ...". */
+static void put_reasons(text *t, const offer *offers, size_t count, bool tls,
+                        const char *sep)
+{
+    for (size_t r = 0; r < REASON_COUNT; r++) {
+        size_t n = 0;
+        for (size_t i = 0; i < count; i++)
+            if (primary_reason(offers[i].why) == reason_order[r])
+                n++;
+        if (n == 0)
+            continue;
+        /* "A", "A and B", "A, B and C", in the server's order. */
+        put(t, sep);
+        sep = "; ";
+        size_t done = 0;
+        for (size_t i = 0; i < count; i++) {
+            if (primary_reason(offers[i].why) != reason_order[r])
+                continue;
+            if (done > 0)
+                put(t, done + 1 == n ? " and " : ", ");
+            put(t, offers[i].name);
+            done++;
+        }
+        put_reason(t, reason_order[r], n > 1, tls);
+    }
+}
+
+/* After a choice: why the other offered mechanisms were passed over, for
+ * the probe and the debug log, e.g. "PLAIN and LOGIN are excluded by
+ * noplaintext without TLS; also usable, less preferred: CRAM-MD5". */
+static void passed_over(text *t, const offer *offers, size_t count,
+                        size_t extra, const mech_info *best, bool tls)
+{
+    bool usable = false;
+
+    put_reasons(t, offers, count, tls, "");
+    for (size_t i = 0; i < count; i++) {
+        if (offers[i].why != 0 || offers[i].info == best)
+            continue;
+        if (!usable)
+            put(t, t->len > 0 ? "; also usable, less preferred:"
+                              : "also usable, less preferred:");
+        usable = true;
+        put(t, " ");
+        put(t, offers[i].name);
+    }
+    if (extra > 0) {
+        char more[64];
+        snprintf(more, sizeof more, "%s%zu more not listed",
+                 t->len > 0 ? "; " : "", extra);
+        put(t, more);
     }
 }
 
@@ -465,26 +652,7 @@ static void explain(text *t, const offer *offers, size_t count, size_t extra,
         return;
     }
 
-    for (size_t r = 0; r < REASON_COUNT; r++) {
-        size_t n = 0;
-        for (size_t i = 0; i < count; i++)
-            if (primary_reason(offers[i].why) == reason_order[r])
-                n++;
-        if (n == 0)
-            continue;
-        /* "A", "A and B", "A, B and C", in the server's order. */
-        put(t, "; ");
-        size_t done = 0;
-        for (size_t i = 0; i < count; i++) {
-            if (primary_reason(offers[i].why) != reason_order[r])
-                continue;
-            if (done > 0)
-                put(t, done + 1 == n ? " and " : ", ");
-            put(t, offers[i].name);
-            done++;
-        }
-        put(t, reason_text(reason_order[r], n > 1, tls));
-    }
+    put_reasons(t, offers, count, tls, "; ");
     put_advice(t, offers, count, tls);
 }
 
@@ -520,7 +688,8 @@ bool sasl_select(const char *offered, const char *filter, const char *supported,
             no |= WHY_HATO;
         if (flags & MECH_LATER)
             no |= WHY_HATO_LATER;
-        if (supported != NULL && !list_has(supported, name))
+        if (supported != NULL && !(flags & MECH_OWN) &&
+            !list_has(supported, name))
             no |= WHY_LIBRARY;
         if ((flags & MECH_PASSWORD) && !have_password)
             no |= WHY_PASSWORD;
@@ -528,6 +697,18 @@ bool sasl_select(const char *offered, const char *filter, const char *supported,
             no |= WHY_FILTER;
         if ((flags & MECH_PLAINTEXT) && (security & SASL_NOPLAINTEXT))
             no |= WHY_NOPLAINTEXT;
+        if ((flags & MECH_TOKEN) && !have_password)
+            no |= WHY_TOKEN;
+        if ((flags & MECH_EXPLICIT) && !filtered)
+            no |= WHY_EXPLICIT;
+        if ((flags & MECH_CERT) && !(security & SASL_HAVE_CERT))
+            no |= WHY_CERT;
+        if ((flags & MECH_BINDING) && !(security & SASL_HAVE_BINDING))
+            no |= WHY_BINDING;
+        if ((flags & MECH_DICTIONARY) && (security & SASL_NODICTIONARY))
+            no |= WHY_NODICTIONARY;
+        if (!(flags & MECH_MUTUAL) && (security & SASL_MUTUAL_AUTH))
+            no |= WHY_MUTUAL;
 
         if (no == 0 && (size_t)(info - mechs) < best_rank) {
             best_rank = (size_t)(info - mechs);
@@ -551,6 +732,8 @@ bool sasl_select(const char *offered, const char *filter, const char *supported,
 
     if (best != NULL) {
         memcpy(mech, best->name, strlen(best->name) + 1);
+        passed_over(&t, offers, count, extra, best, tls);
+        text_finish(&t);
         return true;
     }
     explain(&t, offers, count, extra, filter, tls);

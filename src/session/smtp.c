@@ -63,6 +63,9 @@ struct smtp {
     sasl_exchange *auth;     /* owned, during SMTP_AUTH */
     char mech[SASL_MECH_MAX];
     sasl_status auth_last;   /* the exchange's last step */
+    char *auth_left;         /* owned: the offered mechanisms not tried yet,
+                                for the one fallback after 504/534/538 */
+    unsigned auth_attempts;  /* AUTH commands sent */
 
     /* Envelope: command 0 is MAIL, 1..n the RCPTs, n+1 DATA. */
     bool pipelining;
@@ -75,6 +78,18 @@ struct smtp {
     bool quit_sent;
 
     hato_error err;
+
+    /* Channel bindings of the TLS link (smtp_set_channel_binding), for
+     * enter_auth; len 0 when the link offers none of that type.  Wiped in
+     * smtp_free. */
+    unsigned char cb_exporter[SMTP_CB_MAX];
+    size_t cb_exporter_len;
+    unsigned char cb_unique[SMTP_CB_MAX];
+    size_t cb_unique_len;
+
+    /* Probe mode (hato_client_probe): report what is learnt, stop before MAIL. */
+    hato_probe_fn report;    /* NULL when sending */
+    void *report_user;
 };
 
 static void smtp_set_state(smtp *s, smtp_state next)
@@ -88,6 +103,39 @@ static void smtp_set_state(smtp *s, smtp_state next)
 const char *smtp_state_name(const smtp *s)
 {
     return state_names[s->state];
+}
+
+void smtp_report(const smtp *s, const char *fmt, ...)
+{
+    if (s->report == NULL)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    s->report(s->report_user, line);
+}
+
+void smtp_set_probe(smtp *s, hato_probe_fn fn, void *user)
+{
+    s->report = fn;
+    s->report_user = user;
+}
+
+/* The reply's lines after the first, joined by spaces: an EHLO's
+ * capabilities as one line. */
+static void report_capabilities(const smtp *s, const reply *r)
+{
+    if (s->report == NULL)
+        return;
+    char caps[900] = "";
+    size_t used = 0;
+    for (size_t i = 1; i < r->nlines && used < sizeof caps; i++)
+        used += (size_t)snprintf(caps + used, sizeof caps - used, "%s%s", used ? ", " : "",
+                                 r->lines[i]);
+    smtp_report(s, "capabilities %s: %s", s->tls_active ? "with TLS" : "before TLS",
+                caps[0] ? caps : "(none)");
 }
 
 /* Writes one command line; trace is what the log shows instead of the line
@@ -188,26 +236,107 @@ static bool link_is_secure(const smtp *s)
     return s->tls_active;
 }
 
-static void enter_auth(smtp *s)
+/* hato.h's HATO_SASL_* and sasl.h's SASL_* are the same bits: the options
+ * pass straight through. */
+_Static_assert((unsigned)HATO_SASL_NOPLAINTEXT == (unsigned)SASL_NOPLAINTEXT &&
+                   (unsigned)HATO_SASL_NOANONYMOUS == (unsigned)SASL_NOANONYMOUS &&
+                   (unsigned)HATO_SASL_NODICTIONARY == (unsigned)SASL_NODICTIONARY &&
+                   (unsigned)HATO_SASL_MUTUAL_AUTH == (unsigned)SASL_MUTUAL_AUTH,
+               "HATO_SASL_* and SASL_* differ");
+
+/* At most this many AUTH commands per session: the first choice and one
+ * fallback after a refusal of the mechanism itself (see on_auth). */
+#define AUTH_ATTEMPTS_MAX 2
+
+/* The TLS channel binding the session handed over, if any, for the -PLUS
+ * variants: tls-exporter when the link has it (RFC 9266: the one type
+ * defined for TLS 1.3, and preferred where both exist), else tls-unique
+ * (TLS 1.2, RFC 5929).  The bytes stay in s; p borrows them. */
+static void auth_binding(const smtp *s, sasl_params *p)
+{
+    if (!s->tls_active)
+        return;
+    if (s->cb_exporter_len > 0) {
+        p->cb_type = "tls-exporter";
+        p->cb_data = s->cb_exporter;
+        p->cb_len = s->cb_exporter_len;
+    } else if (s->cb_unique_len > 0) {
+        p->cb_type = "tls-unique";
+        p->cb_data = s->cb_unique;
+        p->cb_len = s->cb_unique_len;
+    }
+}
+
+/* A client certificate is configured, so the TLS link carries one when the
+ * server asks (servers that offer EXTERNAL do): EXTERNAL can work. */
+static bool auth_client_cert(const smtp *s)
+{
+    return s->tls_active && s->opt->cert_file != NULL;
+}
+
+/* What the link offers the mechanisms beyond the security options. */
+static unsigned auth_link_flags(const smtp *s)
+{
+    const hato_options *o = s->opt;
+    unsigned f = link_is_secure(s) ? o->sasl_tls_link | SASL_LINK_TLS : o->sasl_plain_link;
+    sasl_params cb = { 0 };
+    auth_binding(s, &cb);
+    if (cb.cb_len > 0)
+        f |= SASL_HAVE_BINDING;
+    if (auth_client_cert(s))
+        f |= SASL_HAVE_CERT;
+    return f;
+}
+
+/* Drops name from the space-separated list (each occurrence, any case). */
+static void auth_forget(char *list, const char *name)
+{
+    size_t n = strlen(name);
+    char *p = list;
+    while (*p != '\0') {
+        while (*p == ' ')
+            p++;
+        char *end = p + strcspn(p, " ");
+        bool same = (size_t)(end - p) == n;
+        for (size_t i = 0; same && i < n; i++) {
+            char c = p[i] >= 'a' && p[i] <= 'z' ? (char)(p[i] - 'a' + 'A') : p[i];
+            same = c == name[i];
+        }
+        if (same)
+            memset(p, ' ', n);
+        p = end;
+    }
+}
+
+/* Chooses the next mechanism among those not tried yet: true with s->mech
+ * set, or false with why saying why none fits. */
+static bool auth_choose(smtp *s, char *why, size_t whylen)
+{
+    const hato_options *o = s->opt;
+    if (!sasl_select(s->auth_left, o->mech_filter, sasl_lib_mechanisms(s->sasl),
+                     auth_link_flags(s), o->password != NULL, s->mech, why, whylen))
+        return false;
+    auth_forget(s->auth_left, s->mech);
+    log_line(s->log, HATO_LOG_DEBUG, "sasl: chose %s%s%s", s->mech, why[0] ? "; " : "", why);
+    smtp_report(s, "SASL: hato chooses %s%s%s", s->mech, why[0] ? "; passed over: " : "", why);
+    return true;
+}
+
+/* Starts the exchange for s->mech and sends AUTH, with the initial
+ * response when the mechanism speaks first. */
+static void auth_begin(smtp *s)
 {
     const hato_options *o = s->opt;
     char err[512];
-    if (s->sasl == NULL && (s->sasl = sasl_lib_new(err, sizeof err)) == NULL) {
-        smtp_fail(s, HATO_E_SASL, HATO_LAYER_SASL, true, "%s", err);
-        return;
-    }
-    unsigned security = link_is_secure(s) ? o->sasl_tls_link | SASL_LINK_TLS : o->sasl_plain_link;
-    char why[1024];
-    if (!sasl_select(s->caps.auth, o->mech_filter, sasl_lib_mechanisms(s->sasl), security,
-                     o->password != NULL, s->mech, why, sizeof why)) {
-        /* Postfix defers here (4.7.0): the settings may be fixed before
-         * the message expires, so nothing is lost. */
-        error_set(&s->err, HATO_E_AUTH_MECH, HATO_LAYER_SASL, true,
-                  "cannot authenticate to %s: %s", o->host, why);
-        enter_quit(s);
-        return;
-    }
-    s->auth = sasl_exchange_new(s->sasl, s->mech, o->user, o->password, o->host, err, sizeof err);
+    sasl_params p = {
+        .user = o->user,
+        .password = o->password,
+        .host = o->host,
+        .port = options_port(o),
+    };
+    auth_binding(s, &p);
+    sasl_exchange_free(s->auth);
+    s->auth = sasl_exchange_start(s->sasl, s->mech, &p, err, sizeof err);
     if (s->auth == NULL) {
         smtp_fail(s, HATO_E_SASL, HATO_LAYER_SASL, true, "SASL %s: %s", s->mech, err);
         return;
@@ -224,12 +353,41 @@ static void enter_auth(smtp *s)
     char trace[64];
     snprintf(trace, sizeof trace, "AUTH %s%s", s->mech, initial ? " [redacted]" : "");
     smtp_set_state(s, SMTP_AUTH);
+    s->auth_attempts++;
     if (initial != NULL)
         /* RFC 4954 section 4: "=" stands for an empty initial response. */
         send_line(s, trace, "AUTH %s %s", s->mech, initial[0] ? initial : "=");
     else
         send_line(s, trace, "AUTH %s", s->mech);
     secret_free(initial);
+}
+
+static void enter_auth(smtp *s)
+{
+    const hato_options *o = s->opt;
+    char err[512];
+    if (s->sasl == NULL && (s->sasl = sasl_lib_new(err, sizeof err)) == NULL) {
+        smtp_fail(s, HATO_E_SASL, HATO_LAYER_SASL, true, "%s", err);
+        return;
+    }
+    free(s->auth_left);
+    s->auth_attempts = 0;
+    if ((s->auth_left = strdup(s->caps.auth)) == NULL) {
+        smtp_fail(s, HATO_E_NOMEM, HATO_LAYER_SASL, true, "out of memory");
+        return;
+    }
+    smtp_report(s, "SASL: %s offers %s", o->host, s->caps.auth[0] ? s->caps.auth : "nothing");
+    char why[1024];
+    if (!auth_choose(s, why, sizeof why)) {
+        /* Postfix defers here (4.7.0): the settings may be fixed before
+         * the message expires, so nothing is lost. */
+        error_set(&s->err, HATO_E_AUTH_MECH, HATO_LAYER_SASL, true,
+                  "cannot authenticate to %s: %s", o->host, why);
+        smtp_report(s, "SASL: %s", why);
+        enter_quit(s);
+        return;
+    }
+    auth_begin(s);
 }
 
 /* After (E)HLO, and after STARTTLS's second EHLO. */
@@ -276,6 +434,13 @@ static size_t envelope_total(const smtp *s)
 
 static void enter_envelope(smtp *s)
 {
+    if (s->report != NULL) {
+        /* A probe ends where a message would begin. */
+        smtp_report(s, "ready: a message can be sent with these settings%s",
+                    s->tls_active ? "" : " (without TLS)");
+        enter_quit(s);
+        return;
+    }
     s->pipelining = (s->caps.flags & EHLO_PIPELINING) != 0;
     s->env_sent = s->env_answered = 0;
     smtp_set_state(s, SMTP_ENVELOPE);
@@ -297,6 +462,9 @@ static void enter_body(smtp *s)
 
 static void on_greeting(smtp *s, const reply *r)
 {
+    char text[512];
+    reply_join(r, text, sizeof text);
+    smtp_report(s, "greeting: %d %s", r->code, text);
     if (r->code == 220)
         enter_ehlo(s);
     else
@@ -307,6 +475,7 @@ static void on_ehlo(smtp *s, const reply *r)
 {
     if (reply_class(r) == 2) {
         ehlo_parse(&s->caps, r);
+        report_capabilities(s, r);
         const hato_options *o = s->opt;
         if (!s->tls_active && o->tls_level >= HATO_TLS_MAY && (s->caps.flags & EHLO_STARTTLS)) {
             smtp_set_state(s, SMTP_STARTTLS);
@@ -347,9 +516,26 @@ static void on_starttls(smtp *s, const reply *r)
     fail_reply(s, HATO_E_TLS, r, "STARTTLS refused");
 }
 
+/*
+ * After a refusal, another mechanism is tried only when the refusal is about
+ * the mechanism, not the credentials (RFC 4954 section 6): 504 unrecognised
+ * mechanism, 534 too weak, 538 needs encryption.  Never after 535 or any
+ * other reply: the server has judged the credentials, and trying them again
+ * with another mechanism would count twice toward the account's lockout
+ * (Gmail, Microsoft 365 and fail2ban setups lock after a few).  At most one
+ * fallback (AUTH_ATTEMPTS_MAX), so a server that refuses everything this way
+ * costs one extra round trip.
+ */
+static bool auth_may_fall_back(const smtp *s, const reply *r)
+{
+    return (r->code == 504 || r->code == 534 || r->code == 538) &&
+           s->auth_attempts < AUTH_ATTEMPTS_MAX;
+}
+
 static void on_auth(smtp *s, const reply *r)
 {
     char err[512];
+    const hato_options *o = s->opt;
     if (r->code == 334) {
         char *response = NULL;
         const char *challenge = r->nlines > 0 ? r->lines[0] : "";
@@ -359,7 +545,7 @@ static void on_auth(smtp *s, const reply *r)
             /* RFC 4954 section 4: "*" cancels the exchange. */
             send_line(s, NULL, "*");
             error_set(&s->err, HATO_E_SASL, HATO_LAYER_SASL, true,
-                      "SASL %s with %s failed: %s", s->mech, s->opt->host, err);
+                      "SASL %s with %s failed: %s", s->mech, o->host, err);
             enter_quit(s);
             return;
         }
@@ -367,26 +553,55 @@ static void on_auth(smtp *s, const reply *r)
         secret_free(response);
         return;
     }
+    /* Kept until the message is made: it may hold the OAuth server's
+     * reason. */
+    char server_said[400] = "";
+    const char *summary = sasl_exchange_server_error(s->auth);
+    if (summary != NULL)
+        snprintf(server_said, sizeof server_said, " (the server's error: %s)", summary);
     sasl_exchange_free(s->auth);
     s->auth = NULL;
-    if (reply_class(r) == 2 && s->auth_last != SASL_DONE && strncmp(s->mech, "SCRAM-", 6) == 0) {
-        /* RFC 5802 section 5: the server proves it knows the password in
-         * its final message; a server that skips it may be an impostor. */
+    if (reply_class(r) == 2 && s->auth_last != SASL_DONE && sasl_mutual(s->mech)) {
+        /* RFC 5802 section 5, RFC 2831 section 2.1.3: the server proves it
+         * knows the password in its final message; a server that skips it
+         * may be an impostor.  This is what mutual_auth relies on. */
         error_set(&s->err, HATO_E_AUTH, HATO_LAYER_SASL, true,
-                  "%s accepted %s without proving it knows the password (no SCRAM "
-                  "server signature); not sending", s->opt->host, s->mech);
+                  "%s accepted %s without proving it knows the password (no %s "
+                  "server signature); not sending", o->host, s->mech,
+                  strncmp(s->mech, "SCRAM-", 6) == 0 ? "SCRAM" : s->mech);
         enter_quit(s);
         return;
     }
     if (reply_class(r) == 2) {
-        log_line(s->log, HATO_LOG_INFO, "authenticated to %s as %s with %s", s->opt->host,
-                 s->opt->user, s->mech);
+        log_line(s->log, HATO_LOG_INFO, "authenticated to %s as %s with %s", o->host,
+                 o->user, s->mech);
+        smtp_report(s, "SASL: login as %s with %s succeeded", o->user, s->mech);
         enter_envelope(s);
         return;
     }
-    char what[256];
-    snprintf(what, sizeof what, "authentication as %s with %s failed at %s", s->opt->user,
-             s->mech, s->opt->host);
+    if (auth_may_fall_back(s, r)) {
+        char why[1024];
+        char refused[SASL_MECH_MAX];
+        memcpy(refused, s->mech, sizeof refused);
+        if (auth_choose(s, why, sizeof why)) {
+            log_line(s->log, HATO_LOG_INFO, "%s refused %s (%d %s); trying %s", o->host,
+                     refused, r->code, r->nlines ? r->lines[0] : "", s->mech);
+            auth_begin(s);
+            return;
+        }
+        memcpy(s->mech, refused, sizeof refused);
+    }
+    /* A -PLUS login refused with the right password: something between
+     * client and server terminates TLS (an inspecting proxy), so the
+     * binding differs.  Said, since the remedy is not the password. */
+    const char *hint = "";
+    if (r->code == 535 && strstr(s->mech, "-PLUS") != NULL)
+        hint = "; if the password is right, a TLS proxy in between may break "
+               "channel binding (smtp_sasl_mechanism_filter without -plus "
+               "variants avoids it)";
+    char what[512];
+    snprintf(what, sizeof what, "authentication as %s with %s failed at %s%s%s", o->user,
+             s->mech, o->host, server_said, hint);
     fail_reply(s, HATO_E_AUTH, r, what);
 }
 
@@ -516,11 +731,14 @@ void smtp_free(smtp *s)
 {
     if (s == NULL)
         return;
+    secret_wipe(s->cb_exporter, sizeof s->cb_exporter);
+    secret_wipe(s->cb_unique, sizeof s->cb_unique);
     reply_parser_free(&s->parser);
     /* The output may hold an AUTH line. */
     buf_free_wipe(&s->out);
     sasl_exchange_free(s->auth);
     sasl_lib_free(s->sasl);
+    free(s->auth_left);
     free(s);
 }
 
@@ -712,4 +930,27 @@ void smtp_timed_out(smtp *s, unsigned ms)
 const hato_error *smtp_error(const smtp *s)
 {
     return error_is_set(&s->err) ? &s->err : NULL;
+}
+
+/* ---- channel binding (set by session.c after the TLS handshake) ---- */
+
+void smtp_set_channel_binding(smtp *s, const char *type, const unsigned char *data, size_t len)
+{
+    unsigned char *dst;
+    size_t *dst_len;
+    if (strcmp(type, "tls-exporter") == 0) {
+        dst = s->cb_exporter;
+        dst_len = &s->cb_exporter_len;
+    } else if (strcmp(type, "tls-unique") == 0) {
+        dst = s->cb_unique;
+        dst_len = &s->cb_unique_len;
+    } else {
+        return;
+    }
+    secret_wipe(dst, SMTP_CB_MAX);
+    *dst_len = 0;
+    if (len == 0 || len > SMTP_CB_MAX)
+        return;
+    memcpy(dst, data, len);
+    *dst_len = len;
 }

@@ -51,7 +51,18 @@ hato_timeout smtp_timeout_kind(const smtp *s);
 const char *smtp_timeout_key(hato_timeout kind);
 /* The failure, or NULL. */
 const hato_error *smtp_error(const smtp *s);
+/* Probe mode: report lines go to fn; the session stops before MAIL. */
+void smtp_set_probe(smtp *s, hato_probe_fn fn, void *user);
+/* One report line, in probe mode only. */
+void smtp_report(const smtp *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* For log lines: the state's name. */
 const char *smtp_state_name(const smtp *s);
+
+/* Channel binding (RFC 5929, RFC 9266) for SCRAM-*-PLUS: session.c sets each
+ * type the TLS link offers ("tls-exporter", "tls-unique") right after the
+ * handshake; a later call for the same type replaces it.  At most
+ * SMTP_CB_MAX bytes are kept per type, wiped when the machine is freed. */
+#define SMTP_CB_MAX 64
+void smtp_set_channel_binding(smtp *s, const char *type, const unsigned char *data, size_t len);
 
 #endif

@@ -19,18 +19,25 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/md.h>
 #include <mbedtls/oid.h>
+#include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/version.h>
 #include <mbedtls/x509_crt.h>
@@ -39,6 +46,7 @@
 #endif
 
 #include "util/buf.h"
+#include "util/secret.h"
 
 /* 3.x hides struct members behind MBEDTLS_PRIVATE(); 2.28 has no such
  * macro and plain names. */
@@ -59,6 +67,16 @@
 #define TLS_RECORD_PLAIN 16384 /* RFC 8446 5.1, RFC 5246 6.2.1 */
 
 #define ERR_SIZE 1024
+/* A client key file: PEM of an RSA-8192 key is about 6.5 KB. */
+#define KEY_FILE_MAX (64 * 1024)
+/* Certificates described or remembered per chain: real chains have 2-4. */
+#define CHAIN_MAX 8
+/* Saved sessions: "HATOTLS1", binding digest, time saved, length, data.
+ * Older than a week is never resumed (RFC 8446 4.6.1's ticket limit). */
+#define SESSION_MAGIC "HATOTLS1"
+#define SESSION_HEAD (8 + 32 + 8 + 4)
+#define SESSION_MAX_AGE (7 * 24 * 3600)
+#define SESSION_MAX (64 * 1024)
 #define SKIP_HINT "or set smtp_tls_security_level = encrypt to skip verification (less safe)"
 
 struct tls_config {
@@ -68,6 +86,23 @@ struct tls_config {
     mbedtls_x509_crt ca;
     bool verify;
     char store[600]; /* the trust store searched, for messages */
+    int min_version; /* 12 or 13 */
+    /* Client certificate (owned); has_own when loaded. */
+    mbedtls_x509_crt own_crt;
+    mbedtls_pk_context own_key;
+    bool has_own;
+    /* HATO_TLS_FINGERPRINT: pins (owned copy) and their digest. */
+    tls_pin *pins;
+    size_t npins;
+    mbedtls_md_type_t pin_md;
+    const char *pin_md_name; /* static */
+    /* HATO_TLS_TOFU */
+    bool tofu, tofu_known;
+    unsigned char tofu_key[TLS_KEY_ID_LEN];
+    char tofu_file[512];
+    char tofu_peer[300];
+    /* Digest of the settings a saved session must share (see tls.h). */
+    unsigned char binding[32];
 };
 
 struct tls_conn {
@@ -86,8 +121,22 @@ struct tls_conn {
     char issuer[256]; /* issuer of the topmost certificate the server sent */
     mbedtls_x509_time valid_from, valid_to;
     bool saw_leaf;
+    bool self_signed; /* the leaf names itself as its issuer */
+    /* Each certificate's verification flags, by SHA-256 of its DER. */
+    struct {
+        unsigned char id[32];
+        uint32_t flags;
+    } seen[CHAIN_MAX];
+    size_t nseen;
+    bool saw_cert_state; /* the handshake processed a server Certificate */
+    bool resumed;
+    bool tofu_new;       /* TOFU: no key recorded yet; the session records it */
+    unsigned char *pending; /* owned, wiped: a saved session not yet taken */
+    size_t pending_len;
+    char version[16];
+    char suite[96];
     char err[ERR_SIZE];
-    char summary[256];
+    char summary[320];
 };
 
 /* ---- one-time initialisation ---------------------------------------- */
@@ -263,12 +312,301 @@ static bool load_anchors(tls_config *cfg, const tls_settings *s, char *err, size
     return true;
 }
 
+/* ---- digests ---------------------------------------------------------- */
+
+/* One-shot digest; false when the library lacks the algorithm. */
+static bool digest(mbedtls_md_type_t type, const unsigned char *data, size_t len,
+                   unsigned char *out, size_t *outlen)
+{
+    const mbedtls_md_info_t *info = mbedtls_md_info_from_type(type);
+    if (info == NULL || mbedtls_md(info, data, len, out) != 0)
+        return false;
+    *outlen = mbedtls_md_get_size(info);
+    return true;
+}
+
+/* Compares without a timing signal of where the bytes differ: a pin check
+ * must not let a server learn the pinned value byte by byte. */
+static bool same_bytes(const unsigned char *a, const unsigned char *b, size_t n)
+{
+    volatile unsigned char diff = 0;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+void tls_colon_hex(const unsigned char *d, size_t n, char *dst, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t at = 0;
+    if (cap == 0)
+        return;
+    for (size_t i = 0; i < n && at + 3 <= cap; i++) {
+        if (i > 0)
+            dst[at++] = ':';
+        dst[at++] = hex[d[i] >> 4];
+        dst[at++] = hex[d[i] & 15];
+    }
+    if (at >= cap)
+        at = cap - 1;
+    dst[at] = '\0';
+}
+
+/* A running SHA-256 for the session binding. */
+typedef struct binder {
+    mbedtls_md_context_t md;
+    bool ok;
+} binder;
+
+static void bind_start(binder *b)
+{
+    mbedtls_md_init(&b->md);
+    const mbedtls_md_info_t *info = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+    b->ok = info != NULL && mbedtls_md_setup(&b->md, info, 0) == 0 &&
+            mbedtls_md_starts(&b->md) == 0;
+}
+
+/* Each field with its length, so that fields cannot run into each other. */
+static void bind_add(binder *b, const void *data, size_t len)
+{
+    unsigned char n[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
+                          (unsigned char)(len >> 8), (unsigned char)len};
+    if (b->ok)
+        b->ok = mbedtls_md_update(&b->md, n, 4) == 0 &&
+                (len == 0 || mbedtls_md_update(&b->md, data, len) == 0);
+}
+
+static void bind_str(binder *b, const char *s)
+{
+    bind_add(b, s ? s : "", s ? strlen(s) + 1 : 0); /* NULL differs from "" */
+}
+
+static bool bind_finish(binder *b, unsigned char out[32])
+{
+    bool ok = b->ok && mbedtls_md_finish(&b->md, out) == 0;
+    mbedtls_md_free(&b->md);
+    return ok;
+}
+
+/* ---- client certificate -------------------------------------------- */
+
+/* Reads a private key file after checking, on the open descriptor, that
+ * only its owner may read it.  *data (wiped and freed by the caller) ends
+ * with a NUL, which mbedTLS wants for PEM. */
+static bool read_key_file(const char *path, unsigned char **data, size_t *len, char *err,
+                          size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        set_err(err, errlen, "cannot read client key file %s: %s; check smtp_tls_key_file",
+                path, strerror(errno));
+        return false;
+    }
+    struct stat sb;
+    bool ok = false;
+    unsigned char *p = NULL;
+    size_t have = 0;
+    if (fstat(fd, &sb) != 0) {
+        set_err(err, errlen, "cannot stat client key file %s: %s", path, strerror(errno));
+    } else if ((sb.st_mode & 077) != 0) {
+        set_err(err, errlen, "client key file %s, named by smtp_tls_key_file, may be read by "
+                "other users (mode %03o); run: chmod 600 %s", path,
+                (unsigned)(sb.st_mode & 0777), path);
+    } else if (!S_ISREG(sb.st_mode) || sb.st_size > KEY_FILE_MAX) {
+        set_err(err, errlen, "client key file %s is not a regular file of at most %d bytes",
+                path, KEY_FILE_MAX);
+    } else if ((p = malloc((size_t)sb.st_size + 1)) == NULL) {
+        set_err(err, errlen, "out of memory");
+    } else {
+        ok = true;
+        while (have < (size_t)sb.st_size) {
+            ssize_t n = read(fd, p + have, (size_t)sb.st_size - have);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                set_err(err, errlen, "cannot read client key file %s: %s", path,
+                        n < 0 ? strerror(errno) : "it shrank while read");
+                ok = false;
+                break;
+            }
+            have += (size_t)n;
+        }
+    }
+    close(fd);
+    if (!ok) {
+        if (p != NULL) {
+            secret_wipe(p, have);
+            free(p);
+        }
+        return false;
+    }
+    p[have] = '\0';
+    *data = p;
+    *len = have + 1;
+    return true;
+}
+
+static bool load_own(tls_config *cfg, const char *cert, const char *key, char *err,
+                     size_t errlen)
+{
+    char why[256];
+    FILE *f = fopen(cert, "r");
+    if (f == NULL) {
+        set_err(err, errlen, "cannot read client certificate file %s: %s; check "
+                "smtp_tls_cert_file", cert, strerror(errno));
+        return false;
+    }
+    fclose(f);
+    int rc = mbedtls_x509_crt_parse_file(&cfg->own_crt, cert);
+    if (rc != 0) {
+        describe_code(rc, why, sizeof why);
+        set_err(err, errlen, "client certificate file %s holds no usable PEM certificate (%s); "
+                "check smtp_tls_cert_file", cert, why);
+        return false;
+    }
+    unsigned char *pem = NULL;
+    size_t len = 0;
+    if (!read_key_file(key, &pem, &len, err, errlen))
+        return false;
+#if MBEDTLS_VERSION_MAJOR >= 3
+    rc = mbedtls_pk_parse_key(&cfg->own_key, pem, len, NULL, 0, mbedtls_ctr_drbg_random,
+                              &cfg->drbg);
+#else
+    rc = mbedtls_pk_parse_key(&cfg->own_key, pem, len, NULL, 0);
+#endif
+    secret_wipe(pem, len);
+    free(pem);
+    if (rc == MBEDTLS_ERR_PK_PASSWORD_REQUIRED || rc == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
+        set_err(err, errlen, "client key file %s is encrypted; hato needs it unencrypted "
+                "(protected by mode 600): openssl pkey -in %s -out NEW", key, key);
+        return false;
+    }
+    if (rc != 0) {
+        describe_code(rc, why, sizeof why);
+        set_err(err, errlen, "client key file %s holds no usable private key (%s); check "
+                "smtp_tls_key_file", key, why);
+        return false;
+    }
+#if MBEDTLS_VERSION_MAJOR >= 3
+    rc = mbedtls_pk_check_pair(&cfg->own_crt.pk, &cfg->own_key, mbedtls_ctr_drbg_random,
+                               &cfg->drbg);
+#else
+    rc = mbedtls_pk_check_pair(&cfg->own_crt.pk, &cfg->own_key);
+#endif
+    if (rc != 0) {
+        set_err(err, errlen, "client key file %s does not hold the key of certificate %s; "
+                "check smtp_tls_cert_file and smtp_tls_key_file", key, cert);
+        return false;
+    }
+    rc = mbedtls_ssl_conf_own_cert(&cfg->conf, &cfg->own_crt, &cfg->own_key);
+    if (rc != 0) {
+        describe_code(rc, why, sizeof why);
+        set_err(err, errlen, "cannot use client certificate %s: %s", cert, why);
+        return false;
+    }
+    cfg->has_own = true;
+    return true;
+}
+
+/* ---- pins ------------------------------------------------------------- */
+
+static bool pin_digest_type(const char *name, mbedtls_md_type_t *type, const char **canon)
+{
+    static const struct {
+        const char *name;
+        mbedtls_md_type_t type;
+    } known[] = {
+        {"sha256", MBEDTLS_MD_SHA256},
+        {"sha384", MBEDTLS_MD_SHA384},
+        {"sha512", MBEDTLS_MD_SHA512},
+        {"sha1", MBEDTLS_MD_SHA1},
+    };
+    if (name == NULL)
+        name = "sha256";
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(name, known[i].name) == 0) {
+            *type = known[i].type;
+            *canon = known[i].name;
+            return true;
+        }
+    return false;
+}
+
+static bool setup_pins(tls_config *cfg, const tls_settings *s, char *err, size_t errlen)
+{
+    if (!pin_digest_type(s->pin_digest, &cfg->pin_md, &cfg->pin_md_name) ||
+        mbedtls_md_info_from_type(cfg->pin_md) == NULL) {
+        set_err(err, errlen, "smtp_tls_fingerprint_digest = %s is not available; use sha256, "
+                "sha384, sha512 or sha1", s->pin_digest);
+        return false;
+    }
+    size_t want = mbedtls_md_get_size(mbedtls_md_info_from_type(cfg->pin_md));
+    for (size_t i = 0; i < s->npins; i++)
+        if (s->pins[i].len != want) {
+            set_err(err, errlen, "fingerprint %zu of smtp_tls_fingerprint_%s_match has %zu "
+                    "bytes, but a %s digest has %zu; check smtp_tls_fingerprint_digest",
+                    i + 1, s->pins[i].pkey ? "pkey" : "cert", s->pins[i].len,
+                    cfg->pin_md_name, want);
+            return false;
+        }
+    cfg->pins = malloc(s->npins * sizeof *cfg->pins);
+    if (cfg->pins == NULL) {
+        set_err(err, errlen, "out of memory");
+        return false;
+    }
+    memcpy(cfg->pins, s->pins, s->npins * sizeof *cfg->pins);
+    cfg->npins = s->npins;
+    return true;
+}
+
+/* The settings a resumed session must have been made under. */
+static bool make_binding(tls_config *cfg, const tls_settings *s)
+{
+    binder b;
+    bind_start(&b);
+    bind_str(&b, "hato tls session binding 1");
+    bind_str(&b, tls_backend_version()); /* also catches format changes */
+    int level = s->level;
+    bind_add(&b, &level, sizeof level);
+    unsigned char flags[4] = {s->verify, s->tofu, (unsigned char)cfg->min_version,
+                              cfg->has_own};
+    bind_add(&b, flags, sizeof flags);
+    if (s->verify) {
+        bind_str(&b, s->ca_file);
+        bind_str(&b, s->ca_path);
+        /* The anchors themselves: a CA removed from the file stops resumption. */
+        for (const mbedtls_x509_crt *c = &cfg->ca; c != NULL && c->version != 0; c = c->next)
+            bind_add(&b, c->raw.p, c->raw.len);
+    }
+    bind_str(&b, cfg->pin_md_name);
+    for (size_t i = 0; i < cfg->npins; i++) {
+        bind_add(&b, &cfg->pins[i].pkey, 1);
+        bind_add(&b, cfg->pins[i].digest, cfg->pins[i].len);
+    }
+    if (cfg->has_own)
+        bind_add(&b, cfg->own_crt.raw.p, cfg->own_crt.raw.len);
+    return bind_finish(&b, cfg->binding);
+}
+
 tls_config *tls_config_new(const tls_settings *s, char *err, size_t errlen)
 {
 #if MBEDTLS_VERSION_MAJOR >= 3
     pthread_once(&psa_once, psa_init);
     if (psa_status != PSA_SUCCESS) {
         set_err(err, errlen, "cannot initialise PSA crypto for TLS (status %d)", (int)psa_status);
+        return NULL;
+    }
+#endif
+    int min_version = s->min_version == 0 ? 12 : s->min_version;
+    if (min_version != 12 && min_version != 13) {
+        set_err(err, errlen, "unknown minimum TLS version %d", s->min_version);
+        return NULL;
+    }
+#if !(MBEDTLS_VERSION_MAJOR >= 3 && defined(MBEDTLS_SSL_PROTO_TLS1_3))
+    if (min_version == 13) {
+        set_err(err, errlen, "smtp_tls_mandatory_protocols asks for TLS 1.3 at least, but "
+                "hato was built with %s, which has no TLS 1.3; allow TLSv1.2 or build hato "
+                "with mbedTLS 3.6", tls_backend_version());
         return NULL;
     }
 #endif
@@ -281,7 +619,16 @@ tls_config *tls_config_new(const tls_settings *s, char *err, size_t errlen)
     mbedtls_entropy_init(&cfg->entropy);
     mbedtls_ctr_drbg_init(&cfg->drbg);
     mbedtls_x509_crt_init(&cfg->ca);
+    mbedtls_x509_crt_init(&cfg->own_crt);
+    mbedtls_pk_init(&cfg->own_key);
     cfg->verify = s->verify;
+    cfg->min_version = min_version;
+    cfg->tofu = s->tofu;
+    cfg->tofu_known = s->tofu && s->tofu_known;
+    if (cfg->tofu_known)
+        memcpy(cfg->tofu_key, s->tofu_key, TLS_KEY_ID_LEN);
+    snprintf(cfg->tofu_file, sizeof cfg->tofu_file, "%s", s->tofu_file ? s->tofu_file : "");
+    snprintf(cfg->tofu_peer, sizeof cfg->tofu_peer, "%s", s->tofu_peer ? s->tofu_peer : "");
 
     static const unsigned char personal[] = "hato tls";
     char why[256];
@@ -294,6 +641,8 @@ tls_config *tls_config_new(const tls_settings *s, char *err, size_t errlen)
     }
     if (s->verify && !load_anchors(cfg, s, err, errlen))
         goto fail;
+    if (s->npins > 0 && !setup_pins(cfg, s, err, errlen))
+        goto fail;
     rc = mbedtls_ssl_config_defaults(&cfg->conf, MBEDTLS_SSL_IS_CLIENT,
                                      MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
     if (rc != 0) {
@@ -303,14 +652,21 @@ tls_config *tls_config_new(const tls_settings *s, char *err, size_t errlen)
     }
     mbedtls_ssl_conf_rng(&cfg->conf, mbedtls_ctr_drbg_random, &cfg->drbg);
     /* Without verification (levels may/encrypt) no anchors are loaded and
-     * any certificate is accepted: the link is encrypted, not authenticated. */
+     * any certificate is accepted: the link is encrypted, not authenticated.
+     * Pins and TOFU are checked by this file after the handshake, before
+     * tls_conn_handshake() reports success. */
     mbedtls_ssl_conf_authmode(&cfg->conf,
                               s->verify ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
     if (s->verify)
         mbedtls_ssl_conf_ca_chain(&cfg->conf, &cfg->ca, NULL);
+    if (s->cert_file != NULL &&
+        !load_own(cfg, s->cert_file, s->key_file ? s->key_file : s->cert_file, err, errlen))
+        goto fail;
 #if MBEDTLS_VERSION_MAJOR >= 3
-    /* TLS 1.2 (RFC 8996 retired 1.0 and 1.1) up to 1.3 when compiled in. */
-    mbedtls_ssl_conf_min_tls_version(&cfg->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+    /* TLS 1.2 (RFC 8996 retired 1.0 and 1.1) or 1.3 at least, up to 1.3
+     * when compiled in. */
+    mbedtls_ssl_conf_min_tls_version(&cfg->conf, min_version == 13 ? MBEDTLS_SSL_VERSION_TLS1_3
+                                                                    : MBEDTLS_SSL_VERSION_TLS1_2);
 #if defined(MBEDTLS_SSL_PROTO_TLS1_3)
     mbedtls_ssl_conf_max_tls_version(&cfg->conf, MBEDTLS_SSL_VERSION_TLS1_3);
 #else
@@ -323,6 +679,20 @@ tls_config *tls_config_new(const tls_settings *s, char *err, size_t errlen)
     mbedtls_ssl_conf_max_version(&cfg->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
                                  MBEDTLS_SSL_MINOR_VERSION_3);
 #endif
+#if defined(MBEDTLS_SSL_SESSION_TICKETS)
+    /* TLS 1.2 tickets come inside the handshake. */
+    mbedtls_ssl_conf_session_tickets(&cfg->conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
+#if defined(MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED)
+    /* 3.6.1 and later drop TLS 1.3 tickets unless asked to report them;
+     * tls_conn_read() keeps each one for tls_conn_take_session(). */
+    mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(
+        &cfg->conf, MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
+#endif
+#endif
+    if (!make_binding(cfg, s)) {
+        set_err(err, errlen, "cannot compute SHA-256 for the TLS session cache");
+        goto fail;
+    }
     return cfg;
 
 fail:
@@ -336,6 +706,9 @@ void tls_config_free(tls_config *cfg)
         return;
     mbedtls_ssl_config_free(&cfg->conf);
     mbedtls_x509_crt_free(&cfg->ca);
+    mbedtls_x509_crt_free(&cfg->own_crt);
+    mbedtls_pk_free(&cfg->own_key);
+    free(cfg->pins);
     mbedtls_ctr_drbg_free(&cfg->drbg);
     mbedtls_entropy_free(&cfg->entropy);
     free(cfg);
@@ -455,12 +828,21 @@ static bool leaf_names(const mbedtls_x509_crt *crt, const unsigned char *ip, siz
 static int verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
     tls_conn *c = ctx;
+    if (c->nseen < CHAIN_MAX) {
+        size_t n;
+        if (digest(MBEDTLS_MD_SHA256, crt->raw.p, crt->raw.len, c->seen[c->nseen].id, &n)) {
+            c->seen[c->nseen].flags = *flags;
+            c->nseen++;
+        }
+    }
     if (c->issuer[0] == '\0' &&
         mbedtls_x509_dn_gets(c->issuer, sizeof c->issuer, &crt->issuer) < 0)
         snprintf(c->issuer, sizeof c->issuer, "(unreadable)");
     if (depth != 0)
         return 0;
     c->saw_leaf = true;
+    c->self_signed = crt->issuer_raw.len == crt->subject_raw.len &&
+                     memcmp(crt->issuer_raw.p, crt->subject_raw.p, crt->issuer_raw.len) == 0;
     c->valid_from = crt->valid_from;
     c->valid_to = crt->valid_to;
     bool ip_match = leaf_names(crt, c->ip, c->ip_len, c->names, sizeof c->names);
@@ -472,6 +854,8 @@ static int verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flag
             *flags &= ~(uint32_t)MBEDTLS_X509_BADCERT_CN_MISMATCH;
         else
             *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+        if (c->nseen > 0)
+            c->seen[c->nseen - 1].flags = *flags;
     }
     return 0;
 }
@@ -532,6 +916,7 @@ void tls_conn_free(tls_conn *c)
     if (c == NULL)
         return;
     mbedtls_ssl_free(&c->ssl);
+    tls_session_free(c->pending, c->pending_len);
     buf_free(&c->in);
     buf_free(&c->out);
     free(c->server_name);
@@ -553,8 +938,12 @@ static void verify_message(tls_conn *c, uint32_t flags)
     bool untrusted = false;
     const char *name = c->server_name;
     if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED) {
-        at = appendf(e, ERR_SIZE, at, "certificate of %s was issued by \"%s\", which is not in %s",
-                     name, c->issuer[0] ? c->issuer : "(unknown)", c->cfg->store);
+        if (c->self_signed)
+            at = appendf(e, ERR_SIZE, at, "certificate of %s is self-signed (\"%s\") and not in %s",
+                         name, c->issuer[0] ? c->issuer : "(unknown)", c->cfg->store);
+        else
+            at = appendf(e, ERR_SIZE, at, "certificate of %s was issued by \"%s\", which is not in %s",
+                         name, c->issuer[0] ? c->issuer : "(unknown)", c->cfg->store);
         untrusted = true;
     }
     if (flags & MBEDTLS_X509_BADCERT_EXPIRED) {
@@ -594,7 +983,11 @@ static void verify_message(tls_conn *c, uint32_t flags)
     }
     /* One remedy, for the first problem in this order, then the way around. */
     const char *fix;
-    if (untrusted)
+    if (untrusted && c->self_signed)
+        fix = "trust this one certificate by pinning it (smtp_tls_security_level = fingerprint "
+              "with smtp_tls_fingerprint_cert_match; hato --probe prints its digest) or by "
+              "naming it in smtp_tls_CAfile";
+    else if (untrusted)
         fix = "add the issuing CA with smtp_tls_CAfile or smtp_tls_CApath";
     else if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
         fix = "the server needs a renewed certificate (or this machine's clock is wrong)";
@@ -656,16 +1049,32 @@ static tls_status fail(tls_conn *c, int rc, const char *what)
         if (msg != NULL) {
             at = appendf(c->err, ERR_SIZE, at, ": the server sent alert %s (%d)",
                          alert_name(msg[1]), msg[1]);
-            if (msg[1] == 70 || msg[1] == 40 || msg[1] == 71)
+            if ((msg[1] == 70 || msg[1] == 40 || msg[1] == 71) && c->cfg->min_version == 13)
+                appendf(c->err, ERR_SIZE, at, "; the server may not offer TLS 1.3, which "
+                        "smtp_tls_mandatory_protocols requires (>=TLSv1.2 allows TLS 1.2)");
+            else if (msg[1] == 70 || msg[1] == 40 || msg[1] == 71)
+                /* OpenSSL answers a missing client certificate in TLS 1.2
+                 * with handshake_failure too. */
                 appendf(c->err, ERR_SIZE, at, "; the server may not offer TLS 1.2 or later "
-                        "with a cipher suite this client has (%s)", tls_backend_version());
-            else if (msg[1] == 116 || msg[1] == 42 || msg[1] == 46)
-                appendf(c->err, ERR_SIZE, at, "; the server may want a client certificate, "
-                        "which hato does not send");
+                        "with a cipher suite this client has (%s)%s", tls_backend_version(),
+                        msg[1] == 40 && !c->cfg->has_own
+                            ? ", or may want a client certificate (smtp_tls_cert_file)" : "");
+            else if ((msg[1] == 116 || msg[1] == 42 || msg[1] == 46) && !c->cfg->has_own)
+                appendf(c->err, ERR_SIZE, at, "; the server may want a client certificate: "
+                        "set smtp_tls_cert_file and smtp_tls_key_file");
+            else if (msg[1] == 116 || msg[1] == 42 || msg[1] == 46 || msg[1] == 48)
+                appendf(c->err, ERR_SIZE, at, "; the server did not accept the client "
+                        "certificate (smtp_tls_cert_file)");
             return TLS_FAIL;
         }
     }
-    appendf(c->err, ERR_SIZE, at, ": %s", why);
+    at = appendf(c->err, ERR_SIZE, at, ": %s", why);
+    /* The same code in both versions (renamed in 3.x): the server chose a
+     * protocol version outside [minimum, newest]. */
+    if (rc == -0x6E80)
+        appendf(c->err, ERR_SIZE, at, "; the server offers only a protocol version older than "
+                "TLS %s, the oldest hato accepts (smtp_tls_mandatory_protocols); the provider "
+                "must enable TLS 1.2 or later", c->cfg->min_version == 13 ? "1.3" : "1.2");
     return rc == MBEDTLS_ERR_SSL_ALLOC_FAILED ? TLS_NOMEM : TLS_FAIL;
 }
 
@@ -674,23 +1083,146 @@ static void make_summary(tls_conn *c)
     /* mbedTLS spells suites "TLS1-3-AES-256-GCM-SHA384" and
      * "TLS-ECDHE-RSA-WITH-AES-256-GCM-SHA384": give the IANA names. */
     const char *s = mbedtls_ssl_get_ciphersuite(&c->ssl);
-    char suite[96];
     if (s == NULL)
-        snprintf(suite, sizeof suite, "unknown");
+        snprintf(c->suite, sizeof c->suite, "unknown");
     else if (strncmp(s, "TLS1-3-", 7) == 0)
-        snprintf(suite, sizeof suite, "TLS_%s", s + 7);
+        snprintf(c->suite, sizeof c->suite, "TLS_%s", s + 7);
     else
-        snprintf(suite, sizeof suite, "%s", s);
-    for (char *p = suite; *p; p++)
+        snprintf(c->suite, sizeof c->suite, "%s", s);
+    for (char *p = c->suite; *p; p++)
         if (*p == '-')
             *p = '_';
+    snprintf(c->version, sizeof c->version, "%s", mbedtls_ssl_get_version(&c->ssl));
     char cn[128] = "";
     const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&c->ssl);
     if (peer != NULL)
         dn_cn(&peer->subject, cn, sizeof cn);
-    snprintf(c->summary, sizeof c->summary, "%s %s, certificate CN=%s %s",
-             mbedtls_ssl_get_version(&c->ssl), suite, cn[0] ? cn : "(none)",
-             c->cfg->verify ? "verified" : "not verified");
+    const char *check = c->cfg->verify  ? "verified"
+                        : c->cfg->npins ? "matches a pinned fingerprint"
+                        : c->tofu_new   ? "key seen for the first time (trust on first use)"
+                        : c->cfg->tofu  ? "key matched the one recorded (trust on first use)"
+                                        : "not verified";
+    if (peer == NULL && c->resumed)
+        /* 3.6 keeps no certificate in a TLS 1.3 ticket: the checks stand
+         * from the handshake that made the session (see the binding). */
+        snprintf(c->summary, sizeof c->summary, "%s %s, session resumed (made by a handshake "
+                 "whose certificate %s)", c->version, c->suite, check);
+    else
+        snprintf(c->summary, sizeof c->summary, "%s %s, certificate CN=%s %s%s", c->version,
+                 c->suite, cn[0] ? cn : "(none)", check,
+                 c->resumed ? ", session resumed" : ", new session");
+}
+
+/* Is the handshake over?  3.6 has a call for it; 2.28 has the state. */
+static bool handshake_over(mbedtls_ssl_context *ssl)
+{
+#if MBEDTLS_VERSION_MAJOR >= 3
+    return mbedtls_ssl_is_handshake_over(ssl) != 0;
+#else
+    return ssl->state == MBEDTLS_SSL_HANDSHAKE_OVER;
+#endif
+}
+
+/* Rejects the connection for a failed pin or TOFU check: the alert tells
+ * the server, and nothing of SMTP has gone over the link yet. */
+static tls_status reject(tls_conn *c)
+{
+    c->failed = true;
+    (void)mbedtls_ssl_send_alert_message(&c->ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+                                         MBEDTLS_SSL_ALERT_MSG_BAD_CERT);
+    return TLS_FAIL_VERIFY;
+}
+
+static tls_status check_pins(tls_conn *c, const mbedtls_x509_crt *leaf)
+{
+    const tls_config *cfg = c->cfg;
+    unsigned char dc[TLS_PIN_MAX], dk[TLS_PIN_MAX];
+    size_t nc = 0, nk = 0;
+    if (!digest(cfg->pin_md, leaf->raw.p, leaf->raw.len, dc, &nc) ||
+        !digest(cfg->pin_md, leaf->pk_raw.p, leaf->pk_raw.len, dk, &nk)) {
+        snprintf(c->err, ERR_SIZE, "cannot compute the %s fingerprint of %s's certificate",
+                 cfg->pin_md_name, c->server_name);
+        return reject(c);
+    }
+    bool match = false;
+    for (size_t i = 0; i < cfg->npins; i++) {
+        const tls_pin *p = &cfg->pins[i];
+        const unsigned char *d = p->pkey ? dk : dc;
+        size_t n = p->pkey ? nk : nc;
+        /* Every pin is compared, so the time does not tell which matched. */
+        if (p->len == n && same_bytes(p->digest, d, n))
+            match = true;
+    }
+    if (match)
+        return TLS_OK;
+    char hc[3 * TLS_PIN_MAX], hk[3 * TLS_PIN_MAX];
+    tls_colon_hex(dc, nc, hc, sizeof hc);
+    tls_colon_hex(dk, nk, hk, sizeof hk);
+    snprintf(c->err, ERR_SIZE, "certificate of %s matches no pinned fingerprint; its %s "
+             "fingerprints are cert %s and pkey %s; if this is the right server, put one in "
+             "smtp_tls_fingerprint_cert_match or smtp_tls_fingerprint_pkey_match",
+             c->server_name, cfg->pin_md_name, hc, hk);
+    return reject(c);
+}
+
+static tls_status check_tofu(tls_conn *c, const mbedtls_x509_crt *leaf)
+{
+    const tls_config *cfg = c->cfg;
+    unsigned char id[TLS_KEY_ID_LEN];
+    size_t n;
+    if (!digest(MBEDTLS_MD_SHA256, leaf->pk_raw.p, leaf->pk_raw.len, id, &n)) {
+        snprintf(c->err, ERR_SIZE, "cannot compute the SHA-256 of %s's key", c->server_name);
+        return reject(c);
+    }
+    if (!cfg->tofu_known) {
+        c->tofu_new = true; /* the session records it once the link is up */
+        return TLS_OK;
+    }
+    if (same_bytes(id, cfg->tofu_key, TLS_KEY_ID_LEN))
+        return TLS_OK;
+    char was[3 * TLS_KEY_ID_LEN], now[3 * TLS_KEY_ID_LEN];
+    tls_colon_hex(cfg->tofu_key, TLS_KEY_ID_LEN, was, sizeof was);
+    tls_colon_hex(id, TLS_KEY_ID_LEN, now, sizeof now);
+    appendf(c->err, ERR_SIZE, 0, "the key of %s changed since first contact (trust on first "
+             "use): recorded pkey sha256 %s, now %s; if the server's key was replaced on "
+             "purpose, accept the new one with: hato --tofu-accept %s (or: rm %s)",
+             c->server_name, was, now, cfg->tofu_peer[0] ? cfg->tofu_peer : c->server_name,
+             cfg->tofu_file[0] ? cfg->tofu_file : "the record in the state directory");
+    return reject(c);
+}
+
+static void keep_session(tls_conn *c);
+
+/* After the handshake: the checks that are not the library's. */
+static tls_status after_handshake(tls_conn *c)
+{
+    c->resumed = !c->saw_cert_state;
+    const mbedtls_x509_crt *leaf = mbedtls_ssl_get_peer_cert(&c->ssl);
+    tls_status st = TLS_OK;
+    if (c->cfg->npins > 0 || c->cfg->tofu) {
+        if (leaf == NULL && !c->resumed) {
+            snprintf(c->err, ERR_SIZE, "server %s sent no certificate to check against "
+                     "the %s", c->server_name, c->cfg->tofu ? "recorded key" : "pins");
+            return reject(c);
+        }
+        /* A resumed session was offered only under these same pins or this
+         * same recorded key (the binding); its certificate, when kept, is
+         * checked again all the same. */
+        if (leaf != NULL)
+            st = c->cfg->npins > 0 ? check_pins(c, leaf) : check_tofu(c, leaf);
+        if (st != TLS_OK)
+            return st;
+    }
+    c->done = true;
+    make_summary(c);
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3) && MBEDTLS_VERSION_MAJOR >= 3
+    /* TLS 1.3 sessions come as tickets after the handshake. */
+    if (mbedtls_ssl_get_version_number(&c->ssl) != MBEDTLS_SSL_VERSION_TLS1_3)
+        keep_session(c);
+#else
+    keep_session(c);
+#endif
+    return TLS_OK;
 }
 
 tls_status tls_conn_handshake(tls_conn *c)
@@ -699,12 +1231,18 @@ tls_status tls_conn_handshake(tls_conn *c)
         return TLS_FAIL;
     if (c->done)
         return TLS_OK;
-    int rc = mbedtls_ssl_handshake(&c->ssl);
-    if (rc == 0) {
-        c->done = true;
-        make_summary(c);
-        return TLS_OK;
+    /* Step by step, to see whether the server's Certificate was processed:
+     * neither version says otherwise whether a session was resumed. */
+    int rc = 0;
+    while (!handshake_over(&c->ssl)) {
+        if (c->ssl.MBEDTLS_PRIVATE(state) == MBEDTLS_SSL_SERVER_CERTIFICATE)
+            c->saw_cert_state = true;
+        rc = mbedtls_ssl_handshake_step(&c->ssl);
+        if (rc != 0)
+            break;
     }
+    if (rc == 0)
+        return after_handshake(c);
     /* WANT_WRITE only when the output is past its limit: the session drains
      * output before it waits for input, and the next call flushes. */
     if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
@@ -755,6 +1293,13 @@ tls_status tls_conn_write(tls_conn *c, const unsigned char *data, size_t len)
             done += (size_t)rc;
             continue;
         }
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+        /* A ticket read on the way (3.6, TLS 1.3): keep it, write on. */
+        if (rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
+            keep_session(c);
+            continue;
+        }
+#endif
         if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
             /* mbedTLS holds a record the output did not take (out of
              * memory); the stream cannot continue without it. */
@@ -780,12 +1325,17 @@ tls_status tls_conn_read(tls_conn *c, unsigned char *dst, size_t cap, size_t *go
     }
     if (cap == 0)
         return TLS_OK;
-    for (;;) {
+    for (int again = 0;;) {
         int rc = mbedtls_ssl_read(&c->ssl, dst, cap);
         if (rc > 0) {
             *got = (size_t)rc;
             return TLS_OK;
         }
+        /* 3.6 answers a TLS 1.3 NewSessionTicket first with WANT_READ,
+         * keeping the message to process on the next call. */
+        if (rc == MBEDTLS_ERR_SSL_WANT_READ && mbedtls_ssl_check_pending(&c->ssl) != 0 &&
+            ++again < 16)
+            continue;
         if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
             return TLS_WANT_INPUT;
         /* rc 0 would mean the transport ended, which a memory BIO never
@@ -794,9 +1344,11 @@ tls_status tls_conn_read(tls_conn *c, unsigned char *dst, size_t cap, size_t *go
             return TLS_CLOSED;
 #if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
         /* 3.6, TLS 1.3: a ticket after the handshake (Postfix sends one just
-         * before the EHLO reply); hato does not resume sessions. */
-        if (rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+         * before the EHLO reply): kept for the next connection. */
+        if (rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
+            keep_session(c);
             continue;
+        }
 #endif
         return fail(c, rc, "read");
     }
@@ -816,4 +1368,291 @@ const char *tls_conn_error(const tls_conn *c)
 const char *tls_conn_summary(const tls_conn *c)
 {
     return c->summary[0] ? c->summary : "TLS handshake not complete";
+}
+
+/* ---- after the handshake: facts for logs and the probe ---------------- */
+
+bool tls_conn_resumed(const tls_conn *c)
+{
+    return c->done && c->resumed;
+}
+
+bool tls_conn_tofu_first(const tls_conn *c)
+{
+    return c->done && c->tofu_new;
+}
+
+const char *tls_conn_version(const tls_conn *c)
+{
+    return c->done ? c->version : "";
+}
+
+const char *tls_conn_cipher(const tls_conn *c)
+{
+    return c->done ? c->suite : "";
+}
+
+bool tls_conn_peer_key_id(const tls_conn *c, unsigned char out[TLS_KEY_ID_LEN])
+{
+    const mbedtls_x509_crt *leaf = mbedtls_ssl_get_peer_cert(&c->ssl);
+    size_t n;
+    return leaf != NULL && digest(MBEDTLS_MD_SHA256, leaf->pk_raw.p, leaf->pk_raw.len, out, &n);
+}
+
+/* The verification result of one certificate, as text. */
+static void check_text(const tls_conn *c, const mbedtls_x509_crt *crt, bool leaf, char *dst,
+                       size_t cap)
+{
+    if (c->cfg->npins > 0 || c->cfg->tofu) {
+        snprintf(dst, cap, "%s", !leaf ? "not checked (the leaf is pinned)"
+                                 : c->cfg->npins ? "matches a pinned fingerprint"
+                                 : c->tofu_new ? "key recorded now (trust on first use)"
+                                               : "key matches the recorded one (trust on first use)");
+        return;
+    }
+    if (!c->cfg->verify) {
+        snprintf(dst, cap, "not verified (smtp_tls_security_level = may or encrypt)");
+        return;
+    }
+    unsigned char id[32];
+    size_t n;
+    if (!digest(MBEDTLS_MD_SHA256, crt->raw.p, crt->raw.len, id, &n))
+        n = 0;
+    for (size_t i = 0; n == 32 && i < c->nseen; i++) {
+        if (memcmp(c->seen[i].id, id, 32) != 0)
+            continue;
+        if (c->seen[i].flags == 0) {
+            snprintf(dst, cap, "verified");
+            return;
+        }
+        char info[400] = "";
+        if (mbedtls_x509_crt_verify_info(info, sizeof info, "", c->seen[i].flags) < 0)
+            info[0] = '\0';
+        size_t len = strlen(info);
+        while (len > 0 && info[len - 1] == '\n')
+            info[--len] = '\0';
+        for (char *p = info; *p; p++)
+            if (*p == '\n')
+                *p = ';';
+        snprintf(dst, cap, "does not verify: %s", info);
+        return;
+    }
+    snprintf(dst, cap, "%s", leaf ? "verified" : "not used to verify (outside the chain built)");
+}
+
+void tls_conn_describe_chain(const tls_conn *c, void (*line)(void *user, const char *text),
+                             void *user)
+{
+    const mbedtls_x509_crt *crt = mbedtls_ssl_get_peer_cert(&c->ssl);
+    if (crt == NULL) {
+        line(user, c->resumed ? "session resumed: the server sent no certificate this time"
+                              : "the server sent no certificate");
+        return;
+    }
+    int i = 0;
+    for (; crt != NULL && crt->version != 0 && i < CHAIN_MAX; crt = crt->next, i++) {
+        char subject[256], issuer[256], from[40], to[40], text[1400];
+        char hc[3 * 32], hk[3 * 32], result[480];
+        unsigned char d[32];
+        size_t n;
+        if (mbedtls_x509_dn_gets(subject, sizeof subject, &crt->subject) < 0)
+            snprintf(subject, sizeof subject, "(unreadable)");
+        if (mbedtls_x509_dn_gets(issuer, sizeof issuer, &crt->issuer) < 0)
+            snprintf(issuer, sizeof issuer, "(unreadable)");
+        for (char *p = subject; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
+        for (char *p = issuer; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?';
+        fmt_time(&crt->valid_from, from, sizeof from);
+        fmt_time(&crt->valid_to, to, sizeof to);
+        hc[0] = hk[0] = '\0';
+        if (digest(MBEDTLS_MD_SHA256, crt->raw.p, crt->raw.len, d, &n))
+            tls_colon_hex(d, n, hc, sizeof hc);
+        if (digest(MBEDTLS_MD_SHA256, crt->pk_raw.p, crt->pk_raw.len, d, &n))
+            tls_colon_hex(d, n, hk, sizeof hk);
+        check_text(c, crt, i == 0, result, sizeof result);
+        snprintf(text, sizeof text, "certificate %d: subject %s; issuer %s; valid %s to %s; "
+                 "sha256 cert %s; sha256 pkey %s; %s", i, subject, issuer, from, to, hc, hk,
+                 result);
+        line(user, text);
+    }
+}
+
+/* ---- channel binding --------------------------------------------------- */
+
+bool tls_conn_channel_binding(tls_conn *c, const char *type, unsigned char *out, size_t *len)
+{
+    if (!c->done || c->failed || type == NULL)
+        return false;
+    bool tls13 = false;
+#if MBEDTLS_VERSION_MAJOR >= 3 && defined(MBEDTLS_SSL_PROTO_TLS1_3)
+    tls13 = mbedtls_ssl_get_version_number(&c->ssl) == MBEDTLS_SSL_VERSION_TLS1_3;
+#endif
+    if (strcmp(type, "tls-exporter") == 0) {
+#if MBEDTLS_VERSION_MAJOR >= 3 && defined(MBEDTLS_SSL_PROTO_TLS1_3) && \
+    defined(MBEDTLS_SSL_KEYING_MATERIAL_EXPORT)
+        /* RFC 9266 section 2: label, no context, 32 bytes. */
+        static const char label[] = "EXPORTER-Channel-Binding";
+        if (!tls13 || *len < 32)
+            return false;
+        if (mbedtls_ssl_export_keying_material(&c->ssl, out, 32, label, sizeof label - 1, NULL,
+                                               0, 0) != 0)
+            return false;
+        *len = 32;
+        return true;
+#else
+        (void)out;
+        return false;
+#endif
+    }
+    if (strcmp(type, "tls-unique") == 0) {
+#if defined(MBEDTLS_SSL_RENEGOTIATION)
+        /* RFC 5929 section 3.1: the first Finished of the latest handshake,
+         * the client's in a full handshake, the server's in a resumed one.
+         * mbedTLS keeps both for renegotiation_info (RFC 5746); TLS 1.3 has
+         * no tls-unique (RFC 8446 C.5). */
+        size_t n = c->ssl.MBEDTLS_PRIVATE(verify_data_len);
+        if (tls13 || n == 0 || n > *len || n > MBEDTLS_SSL_VERIFY_DATA_MAX_LEN)
+            return false;
+        memcpy(out, c->resumed ? c->ssl.MBEDTLS_PRIVATE(peer_verify_data)
+                               : c->ssl.MBEDTLS_PRIVATE(own_verify_data), n);
+        *len = n;
+        return true;
+#else
+        return false;
+#endif
+    }
+    return false;
+}
+
+/* ---- session resumption ------------------------------------------------- */
+
+/* The digest a saved session carries: the config's, the server name, for
+ * TOFU the key the session's first handshake was checked against, and the
+ * session itself, so that a damaged file is not offered either. */
+static bool conn_binding(const tls_conn *c, const unsigned char *key,
+                         const unsigned char *payload, size_t len, unsigned char out[32])
+{
+    binder b;
+    bind_start(&b);
+    bind_add(&b, c->cfg->binding, sizeof c->cfg->binding);
+    bind_str(&b, c->server_name);
+    if (c->cfg->tofu)
+        bind_add(&b, key, TLS_KEY_ID_LEN);
+    bind_add(&b, payload, len);
+    return bind_finish(&b, out);
+}
+
+static void put_be(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static uint64_t get_be(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+void tls_session_free(unsigned char *data, size_t len)
+{
+    if (data == NULL)
+        return;
+    secret_wipe(data, len);
+    free(data);
+}
+
+/* Serialises the current session into c->pending (replacing one not yet
+ * taken).  Failures only cost the next connection a full handshake. */
+static void keep_session(tls_conn *c)
+{
+    unsigned char key[TLS_KEY_ID_LEN] = {0};
+    if (c->cfg->tofu) {
+        if (c->resumed)
+            memcpy(key, c->cfg->tofu_key, sizeof key);
+        else if (!tls_conn_peer_key_id(c, key))
+            return;
+    }
+    mbedtls_ssl_session sess;
+    mbedtls_ssl_session_init(&sess);
+    unsigned char *data = NULL;
+    size_t need = 0, total = 0;
+    if (mbedtls_ssl_get_session(&c->ssl, &sess) != 0)
+        goto out;
+    (void)mbedtls_ssl_session_save(&sess, NULL, 0, &need);
+    if (need == 0 || need > SESSION_MAX)
+        goto out;
+    total = SESSION_HEAD + need;
+    if ((data = malloc(total)) == NULL)
+        goto out;
+    size_t got = 0;
+    if (mbedtls_ssl_session_save(&sess, data + SESSION_HEAD, need, &got) != 0 || got != need ||
+        !conn_binding(c, key, data + SESSION_HEAD, need, data + 8)) {
+        tls_session_free(data, total);
+        data = NULL;
+        goto out;
+    }
+    memcpy(data, SESSION_MAGIC, 8);
+    put_be(data + 40, (uint64_t)time(NULL), 8);
+    put_be(data + 48, need, 4);
+    tls_session_free(c->pending, c->pending_len);
+    c->pending = data;
+    c->pending_len = total;
+out:
+    mbedtls_ssl_session_free(&sess); /* wipes the master secret */
+}
+
+bool tls_conn_take_session(tls_conn *c, unsigned char **data, size_t *len)
+{
+    if (c->pending == NULL || c->failed)
+        return false;
+    *data = c->pending;
+    *len = c->pending_len;
+    c->pending = NULL;
+    c->pending_len = 0;
+    return true;
+}
+
+bool tls_conn_offer_session(tls_conn *c, const unsigned char *data, size_t len, char *why,
+                            size_t whylen)
+{
+    if (c->cfg->tofu && !c->cfg->tofu_known) {
+        set_err(why, whylen, "no key recorded yet for trust on first use");
+        return false;
+    }
+    if (len < SESSION_HEAD || memcmp(data, SESSION_MAGIC, 8) != 0 ||
+        get_be(data + 48, 4) != len - SESSION_HEAD) {
+        set_err(why, whylen, "not a saved session of this version of hato");
+        return false;
+    }
+    unsigned char want[32];
+    if (!conn_binding(c, c->cfg->tofu_key, data + SESSION_HEAD, len - SESSION_HEAD, want) ||
+        memcmp(want, data + 8, 32) != 0) {
+        set_err(why, whylen, "saved under other TLS settings, server name or library "
+                "version, or damaged");
+        return false;
+    }
+    uint64_t saved = get_be(data + 40, 8), now = (uint64_t)time(NULL);
+    if (saved > now + 300 || now - saved > SESSION_MAX_AGE) {
+        set_err(why, whylen, "saved too long ago (or in the future)");
+        return false;
+    }
+    mbedtls_ssl_session sess;
+    mbedtls_ssl_session_init(&sess);
+    int rc = mbedtls_ssl_session_load(&sess, data + SESSION_HEAD, len - SESSION_HEAD);
+    if (rc == 0)
+        rc = mbedtls_ssl_set_session(&c->ssl, &sess);
+    mbedtls_ssl_session_free(&sess);
+    if (rc != 0) {
+        char text[200];
+        describe_code(rc, text, sizeof text);
+        set_err(why, whylen, "mbedTLS does not take it: %s", text);
+        return false;
+    }
+    return true;
 }

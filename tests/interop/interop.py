@@ -159,8 +159,13 @@ class Interop:
     def write_config(self, settings, name="main.cf"):
         """settings: [(key, value)] in order, written in main.cf syntax."""
         path = os.path.join(self.tmp, name)
+        state = os.path.join(self.tmp, "state")
+        os.makedirs(state, mode=0o700, exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
             f.write("# hato interop test %s\n" % self.case)
+            # TLS sessions and pins stay in the test's own directory, not
+            # in the machine's /var/lib/hato.
+            f.write("data_directory = %s\n" % state)
             for key, value in settings:
                 f.write("%s = %s\n" % (key, value))
         with open(path, encoding="utf-8") as f:
@@ -195,8 +200,26 @@ class Interop:
         if err:
             log("--- stderr:\n%s---" % err)
         proc.out, proc.err = out, err
+        self.keep_output(proc)
         self.check_no_secrets(out + err)
         return proc
+
+    def keep_output(self, proc):
+        """Copy the run's stdout, stderr and maillog to
+        $HATO_BUILD_ROOT/test-output/interop/CASE/runN.* for tests/secrets."""
+        build = os.environ.get("HATO_BUILD_ROOT")
+        if not build:
+            return
+        d = os.path.join(build, "test-output", "interop", self.case)
+        self.runs = getattr(self, "runs", 0) + 1
+        if self.runs == 1:
+            shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d, exist_ok=True)
+        for what, data in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            with open(os.path.join(d, "run%d.%s" % (self.runs, what)), "wb") as f:
+                f.write(data)
+        if os.path.exists(self.maillog_path()):
+            shutil.copyfile(self.maillog_path(), os.path.join(d, "run%d.maillog" % self.runs))
 
     def check_no_secrets(self, text):
         """The password must never appear, neither raw nor in an AUTH line."""

@@ -5,14 +5,14 @@ Postfix must log sasl_method=<MECH> for that very session (so a client that
 silently picks another mechanism fails), and the -v trace must name the AUTH
 mechanism without showing the credentials.
 
-  test_sasl.py --case plain|login|cram-md5|scram-sha-1|scram-sha-256
+  test_sasl.py --case plain|login|cram-md5|digest-md5|scram-sha-1|scram-sha-256
 """
 import re
 
 import interop
 from interop import check
 
-MECHS = ["plain", "login", "cram-md5", "scram-sha-1", "scram-sha-256"]
+MECHS = ["plain", "login", "cram-md5", "digest-md5", "scram-sha-1", "scram-sha-256"]
 
 
 def run(mech, t):

@@ -8,9 +8,14 @@
 
 Environment: HATO_BIN (the program under test, required), HATO_SOURCE_ROOT,
 HATO_BUILD_ROOT (the CA is cached under it), HATO_KEEP=1 keeps the temp dir.
+
+Every run's stdout, stderr and maillog, and the scenario's report, are copied
+to $HATO_BUILD_ROOT/test-output/scripted/NAME/ for the secrets suite
+(tests/secrets), which greps them for the test passwords and tokens.
 """
 
 import fcntl
+import hashlib
 import os
 import re
 import shlex
@@ -55,6 +60,89 @@ def ca_dir(fallback):
     return d
 
 
+# Certificates beside the test CA's server certificate, for the negative TLS
+# scenarios.  Debian 12's OpenSSL 3.0 has no -not_after in req/x509, so the
+# expired one is signed with `openssl ca -startdate/-enddate` (as
+# tests/unit/test_tls.c does).  The self-signed ones serve TOFU too: two keys.
+EXTRA_CERTS_SH = r"""
+set -e
+ca=$1
+: > index.txt
+echo 1000 > serial
+printf '[ca]\ndefault_ca = t\n[t]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\ndefault_md = sha256\npolicy = p\nunique_subject = no\n[p]\ncommonName = supplied\norganizationName = optional\n' > ca.cnf
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > local.ext
+printf 'subjectAltName=DNS:mail.other.test,DNS:smtp.other.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > other.ext
+openssl req -new -key "$ca/server.key" -subj '/O=hato tests/CN=localhost' -out local.csr 2>/dev/null
+openssl ca -batch -notext -config ca.cnf -cert "$ca/ca.crt" -keyfile "$ca/ca.key" \
+    -in local.csr -extfile local.ext -startdate 20200101000000Z -enddate 20200102000000Z \
+    -out expired.crt 2>/dev/null
+openssl req -new -key "$ca/server.key" -subj '/O=hato tests/CN=mail.other.test' -out other.csr 2>/dev/null
+openssl x509 -req -in other.csr -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -set_serial 4242 \
+    -days 30 -extfile other.ext -out wrongname.crt 2>/dev/null
+for n in selfsigned tofu2; do
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout $n.key -out $n.crt -days 30 \
+        -subj "/O=hato tests/CN=hato $n server" \
+        -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1' 2>/dev/null
+done
+chmod 600 selfsigned.key tofu2.key
+rm -f local.csr other.csr
+"""
+
+
+def extra_certs(ca):
+    """Directory with expired.crt and wrongname.crt (server.key, signed by the
+    CA in `ca`), selfsigned.crt/.key and tofu2.crt/.key (self-signed, two
+    other keys).  Remade whenever the CA is."""
+    d = ca.rstrip("/") + "-extra"
+    with open(d + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with open(os.path.join(ca, "ca.crt"), "rb") as f:
+            stamp = hashlib.sha256(f.read()).hexdigest()
+        stamp_file = os.path.join(d, "ca.sha256")
+        try:
+            with open(stamp_file) as f:
+                if f.read().strip() == stamp:
+                    return d
+        except OSError:
+            pass
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        subprocess.run(["sh", "-c", EXTRA_CERTS_SH, "extra-certs", ca], cwd=d, check=True)
+        with open(stamp_file, "w") as f:
+            f.write(stamp + "\n")
+    return d
+
+
+def colon_hex(data):
+    """SHA-256 of `data` as Postfix prints fingerprints: AB:CD:..."""
+    return ":".join("%02X" % b for b in hashlib.sha256(data).digest())
+
+
+def cert_der(pem_file):
+    import ssl
+    with open(pem_file) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+def spki_der(pem_file):
+    """The certificate's SubjectPublicKeyInfo (DER): what pkey pins hash."""
+    pub = subprocess.run(["openssl", "x509", "-in", pem_file, "-pubkey", "-noout"],
+                         check=True, capture_output=True).stdout
+    return subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
+                          check=True, capture_output=True).stdout
+
+
+def output_dir(suite, name):
+    """$HATO_BUILD_ROOT/test-output/SUITE/NAME, emptied; None without a build root."""
+    build = os.environ.get("HATO_BUILD_ROOT")
+    if not build:
+        return None
+    d = os.path.join(build, "test-output", suite, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
 def vm_hwm_kb(pid):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -82,18 +170,29 @@ class Case:
         self.failures = []
         self.srv = None
         self.run = None
+        self.runs = []
         self.host = "127.0.0.1"
+        self.maillog = None
+        self.outdir = None if manual else output_dir("scripted", name)
 
     # -- setup -----------------------------------------------------------
 
     def ca(self):
         return ca_dir(os.path.join(self.dir, "ca"))
 
-    def serve(self, script, tls=False, implicit_tls=False, host="127.0.0.1"):
+    def extra_certs(self):
+        return extra_certs(self.ca())
+
+    def serve(self, script, tls=False, implicit_tls=False, host="127.0.0.1",
+              cert=None, key=None, tls_tweak=None, port=0):
+        """cert/key: serve another certificate than the CA's server.crt;
+        tls_tweak(ctx): adjust the server's SSLContext; port: reuse the port
+        of an earlier server (the same relayhost in the config)."""
         self.host = host
         certs = self.ca() if (tls or implicit_tls) else None
         self.srv = smtpscript.Server(script, certs=certs, implicit_tls=implicit_tls,
-                                     host=host).start()
+                                     host=host, cert=cert, key=key,
+                                     tls_tweak=tls_tweak, port=port).start()
         return self.srv
 
     @property
@@ -101,10 +200,13 @@ class Case:
         return "[%s]:%d" % (self.host, self.srv.port)
 
     def config(self, **keys):
-        """Write main.cf: relayhost and myhostname, plus `keys` (None drops one)."""
+        """Write main.cf: relayhost and myhostname, plus `keys` (None drops one).
+        data_directory (TLS session tickets, TOFU keys) is the scenario's own,
+        never the machine's."""
         conf = {"relayhost": self.relayhost, "myhostname": "client.example.test",
-                "smtp_tls_security_level": "none"}
+                "smtp_tls_security_level": "none", "data_directory": self.path("state")}
         conf.update(keys)
+        self.maillog = conf.get("maillog_file")
         path = os.path.join(self.dir, "main.cf")
         with open(path, "w") as f:
             f.write("# written by tests/scripted for scenario %s\n" % self.name)
@@ -193,17 +295,29 @@ class Case:
         self.run = Run(argv, code, out.read().decode("utf-8", "replace"),
                        err.read().decode("utf-8", "replace"), elapsed,
                        peak, res)
+        self.runs.append(self.run)
         self.shown = shown
+        self.keep_output()
         if hung:
             self.fail("hato still running after %gs: killed" % HATO_RUN_LIMIT)
         if code < 0:
             self.fail("hato died of signal %d" % -code)
         return self.run
 
+    def keep_output(self):
+        """Copy this run's stdout, stderr and maillog for tests/secrets."""
+        if not self.outdir:
+            return
+        n = len(self.runs)
+        for src, what in ((self.path("stdout"), "stdout"), (self.path("stderr"), "stderr"),
+                          (self.maillog, "maillog")):
+            if src and os.path.exists(src):
+                shutil.copyfile(src, os.path.join(self.outdir, "run%d.%s" % (n, what)))
+
     # -- assertions (all are collected; the first does not stop the rest) --
 
     def fail(self, msg):
-        self.failures.append(msg)
+        self.failures.append(smtpscript.redact(msg))
 
     def check(self, cond, msg):
         if not cond:
@@ -245,21 +359,36 @@ class Case:
             for v in verbs:
                 self.check(not c.upper().startswith(v), "client sent %r" % c)
 
+    def no_credentials(self):
+        """Nothing of the credentials reached the server: no AUTH command, and
+        neither a password or token nor base64 holding one in any byte the
+        client sent (in clear or inside TLS)."""
+        self.no_command("AUTH")
+        wire = b"".join(r.server.client_bytes() for r in self.runs).decode("latin-1")
+        if any(s in wire for s in smtpscript._SECRETS):
+            self.fail("a credential (or base64 holding it) went over the wire")
+
     def report(self):
-        print("scenario %s" % self.name)
-        if self.run:
-            r = self.run
-            print("command: %s" % self.shown)
-            print("exit %d after %.2fs, peak RSS %d KiB (sampled)" % (r.code, r.elapsed, r.maxrss_kb))
-            print("--- stderr\n%s--- end stderr" % (r.stderr if r.stderr.endswith("\n")
-                                                    or not r.stderr else r.stderr + "\n"))
-            print("--- server transcript\n%s\n--- end transcript" % r.server.format())
+        out = ["scenario %s" % self.name]
+        for i, r in enumerate(self.runs, 1):
+            if len(self.runs) > 1:
+                out.append("=== run %d" % i)
+            out.append("command: %s" % " ".join(shlex.quote(a) for a in r.argv))
+            out.append("exit %d after %.2fs, peak RSS %d KiB (sampled)"
+                       % (r.code, r.elapsed, r.maxrss_kb))
+            out.append("--- stderr\n%s--- end stderr" % (r.stderr if r.stderr.endswith("\n")
+                                                        or not r.stderr else r.stderr + "\n"))
+            out.append("--- server transcript\n%s\n--- end transcript" % r.server.format())
         if self.failures:
-            print("FAIL:")
-            for f in self.failures:
-                print("  - " + f)
+            out.append("FAIL:")
+            out.extend("  - " + f for f in self.failures)
         else:
-            print("PASS")
+            out.append("PASS")
+        text = "\n".join(out)
+        print(text)
+        if self.outdir:
+            with open(os.path.join(self.outdir, "report.txt"), "w") as f:
+                f.write(text + "\n")
 
 
 def main(argv, manual=False):

@@ -7,14 +7,17 @@ the program, then the checks collect failures (all are reported at once).
 """
 
 import base64
+import hashlib
 import os
 import pwd
 import re
 import socket
 
-from smtpscript import (auth, disconnect, dot_stuff, expect, expect_data, expect_eof,
-                        flood, inject, quit_and_close, read_bytes, send, send_raw,
-                        stall, starttls)
+import smtpscript
+from run_scenario import cert_der, colon_hex, spki_der
+from smtpscript import (auth, auth_oauth, disconnect, dot_stuff, expect, expect_data,
+                        expect_eof, flood, inject, quit_and_close, read_bytes, send,
+                        send_raw, stall, starttls)
 
 SCENARIOS = {}
 
@@ -35,7 +38,12 @@ SENDER = "sender@example.test"
 # The invoking user: the default envelope sender, qualified with myorigin.
 LOGIN = pwd.getpwuid(os.getuid()).pw_name
 R1, R2, R3 = "rcpt1@example.test", "rcpt2@example.test", "rcpt3@example.test"
+# Every password and token here is listed in tests/secrets/secrets.txt: the
+# secrets suite fails if one shows up in any test's output (selftest.py checks
+# the list holds them).
 USER, PASSWORD = "hato-user", "Pw-s3cr3t-9x7q"
+TOKEN = "ya29.hato-scripted-bearer-T0k3n-4f9c2e"
+smtpscript.register_secret(PASSWORD, TOKEN)
 
 EHLO = r"EHLO client\.example\.test"
 # MAIL with whatever parameters the advertised extensions allow
@@ -107,12 +115,41 @@ def body_is(t, expected, what="message body"):
 
 
 def secrets_absent(t, text, where):
-    plain_args = [c.split(" ", 2)[2] for c in t.commands()
-                  if c.upper().startswith("AUTH PLAIN ") and len(c.split(" ")) == 3]
-    for secret in {PASSWORD, base64.b64encode(PASSWORD.encode()).decode(),
-                   base64.b64encode(b"\0" + USER.encode() + b"\0" + PASSWORD.encode())
-                   .decode()} | set(plain_args):
-        t.check(secret not in text, "%s contains a secret: %r" % (where, secret))
+    """No password or token, nor base64 holding one, nor any AUTH argument the
+    client sent, in `text`.  The message never repeats the secret."""
+    auth_args = [c.split(" ", 2)[2] for c in t.commands()
+                 if c.upper().startswith("AUTH ") and len(c.split(" ")) == 3]
+    forms = {"the password": PASSWORD, "the token": TOKEN,
+             "base64 of the password": base64.b64encode(PASSWORD.encode()).decode(),
+             "the AUTH PLAIN response": base64.b64encode(
+                 b"\0" + USER.encode() + b"\0" + PASSWORD.encode()).decode()}
+    for i, a in enumerate(auth_args):
+        forms["the argument of AUTH command %d" % (i + 1)] = a
+    for i, core in enumerate(sorted(smtpscript._SECRETS)):
+        forms["base64 holding a secret (form %d)" % i] = core
+    for what, secret in forms.items():
+        t.check(secret not in text, "%s contains %s" % (where, what))
+
+
+def read_text(t, path, what):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError as e:
+        t.fail("%s %s not written: %s" % (what, path, e))
+        return ""
+
+
+def hex_pattern(colon_hex_digest):
+    """A stderr_has() regex for a digest, with or without colons."""
+    return "/" + ":?".join(colon_hex_digest.split(":"))
+
+
+def starttls_prelude(*caps_after_tls, before=("PIPELINING", "STARTTLS")):
+    """Greeting, EHLO, STARTTLS, handshake, EHLO again."""
+    return [GREETING, expect(EHLO), ehlo_reply(*before), expect("STARTTLS"),
+            send("220 2.0.0 Ready to start TLS"), starttls(), expect(EHLO),
+            ehlo_reply(*caps_after_tls)]
 
 
 # -- the happy paths -----------------------------------------------------------
@@ -458,17 +495,44 @@ def ehlo_refused_helo(t):
     t.exit_code(EX_OK)
 
 
-@scenario
-def starttls_missing_encrypt(t):
-    """Level encrypt, STARTTLS not offered: stop before AUTH and MAIL, defer."""
+def starttls_missing(t, level, **keys):
+    """A level that requires TLS, STARTTLS not offered (AUTH is, and plaintext
+    mechanisms are allowed): stop before AUTH and MAIL, defer, and say so with
+    the setting."""
     t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "AUTH PLAIN LOGIN"),
              expect_eof(allow_quit=True)])
-    t.sasl_config(USER, PASSWORD, smtp_tls_security_level="encrypt")
+    t.sasl_config(USER, PASSWORD, smtp_tls_security_level=level, **keys)
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
     t.exit_code(EX_TEMPFAIL)
-    t.stderr_has("STARTTLS")
-    t.no_command("AUTH", "MAIL", "RCPT", "DATA")
+    t.stderr_has("STARTTLS", "smtp_tls_security_level")
+    t.no_credentials()
+    t.no_command("MAIL", "RCPT", "DATA")
+
+
+@scenario
+def starttls_missing_encrypt(t):
+    """Level encrypt, STARTTLS not offered: stop before AUTH and MAIL, defer."""
+    starttls_missing(t, "encrypt")
+
+
+@scenario
+def starttls_missing_verify(t):
+    """Level verify (the default for a relay), STARTTLS not offered."""
+    starttls_missing(t, "verify", smtp_tls_CAfile=t.ca() + "/ca.crt")
+
+
+@scenario
+def starttls_missing_secure(t):
+    """Level secure, STARTTLS not offered."""
+    starttls_missing(t, "secure", smtp_tls_CAfile=t.ca() + "/ca.crt")
+
+
+@scenario
+def starttls_missing_fingerprint(t):
+    """Level fingerprint, STARTTLS not offered."""
+    pin = colon_hex(cert_der(t.ca() + "/server.crt"))
+    starttls_missing(t, "fingerprint", smtp_tls_fingerprint_cert_match=pin)
 
 
 @scenario
@@ -487,18 +551,333 @@ def starttls_injection(t):
     t.check(t.run.stderr.strip() != "", "no error message on stderr")
 
 
-@scenario
-def tls_wrong_ca(t):
-    """Level verify with a CA that did not sign the server: no session, defer."""
-    t.serve([GREETING, expect(EHLO), ehlo_reply("STARTTLS"), expect("STARTTLS"),
-             send("220 2.0.0 Ready to start TLS"), starttls(must_fail=True),
-             expect_eof()], tls=True)
-    ca = t.ca()
-    t.config(smtp_tls_security_level="verify", smtp_tls_CAfile=ca + "/other-ca.crt")
+def tls_refused(t, level="verify", cert=None, key=None, tweak=None, may_fail=False,
+                **keys):
+    """The server offers STARTTLS and AUTH PLAIN LOGIN; plaintext mechanisms
+    are allowed (so only TLS stands between the password and the wire).  The
+    client must abandon the handshake (or, with may_fail, close right after
+    it): no AUTH, no credential on the wire, nothing after, defer."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "STARTTLS", "AUTH PLAIN LOGIN"),
+             expect("STARTTLS"), send("220 2.0.0 Ready to start TLS"),
+             starttls(must_fail=not may_fail, may_fail=may_fail), expect_eof()],
+            tls=True, cert=cert, key=key, tls_tweak=tweak)
+    t.sasl_config(USER, PASSWORD, smtp_tls_security_level=level,
+                  maillog_file=t.path("maillog"), **keys)
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
     t.exit_code(EX_TEMPFAIL)
-    t.stderr_has("/certificate|verif")
+    t.no_credentials()
+    t.no_command("MAIL")
+    secrets_absent(t, t.run.stderr, "stderr")
+
+
+@scenario
+def tls_wrong_ca(t):
+    """Level verify with a CA that did not sign the server: no session, defer;
+    the error names the issuer, the trust store searched and the setting."""
+    other = t.ca() + "/other-ca.crt"
+    tls_refused(t, smtp_tls_CAfile=other)
+    t.stderr_has("/certificate|verif", "hato test CA", other, "smtp_tls_CAfile")
+
+
+@scenario
+def tls_expired(t):
+    """The server's certificate (right CA, right names) expired on 2020-01-02:
+    refused; the error names the date and a setting."""
+    x = t.extra_certs()
+    tls_refused(t, cert=x + "/expired.crt", key=t.ca() + "/server.key",
+                smtp_tls_CAfile=t.ca() + "/ca.crt")
+    t.stderr_has("expired", "2020-01-02", "smtp_tls_security_level")
+
+
+@scenario
+def tls_wrong_host(t):
+    """A certificate from the right CA for mail.other.test and smtp.other.test,
+    not for 127.0.0.1: refused; the error lists the names the certificate
+    holds and the name expected."""
+    x = t.extra_certs()
+    tls_refused(t, cert=x + "/wrongname.crt", key=t.ca() + "/server.key",
+                smtp_tls_CAfile=t.ca() + "/ca.crt")
+    t.stderr_has("mail.other.test", "smtp.other.test", "127.0.0.1",
+                 "/relayhost|smtp_tls_security_level")
+
+
+@scenario
+def tls_self_signed(t):
+    """A self-signed certificate with the right names: refused at verify; the
+    error says self-signed, names the certificate and the trust store
+    searched, and a way out (a CA file or a pin)."""
+    x = t.extra_certs()
+    ca = t.ca() + "/ca.crt"
+    tls_refused(t, cert=x + "/selfsigned.crt", key=x + "/selfsigned.key", smtp_tls_CAfile=ca)
+    t.stderr_has("/self.signed", "hato selfsigned server", ca,
+                 "/smtp_tls_CAfile|smtp_tls_fingerprint|smtp_tls_security_level")
+
+
+@scenario
+def tls_pin_mismatch(t):
+    """Level fingerprint, the pinned certificate digest is not the server's:
+    refused (in the handshake or right after it); the error shows the
+    server's fingerprint and names smtp_tls_fingerprint_cert_match."""
+    x = t.extra_certs()
+    crt = x + "/selfsigned.crt"
+    tls_refused(t, level="fingerprint", cert=crt, key=x + "/selfsigned.key", may_fail=True,
+                smtp_tls_fingerprint_cert_match=colon_hex(b"not the server's certificate"))
+    t.stderr_has("fingerprint", hex_pattern(colon_hex(cert_der(crt))),
+                 "smtp_tls_fingerprint_cert_match")
+
+
+def pinned_delivery(t, **pins):
+    """Level fingerprint, a self-signed server, no CA file: the pin alone
+    makes TLS trusted; AUTH and the message go through."""
+    x = t.extra_certs()
+    t.serve(starttls_prelude("AUTH PLAIN LOGIN")
+            + [auth(USER, PASSWORD)] + transaction([R1], mail=MAIL_BARE),
+            tls=True, cert=x + "/selfsigned.crt", key=x + "/selfsigned.key")
+    t.sasl_config(USER, PASSWORD, smtp_tls_security_level="fingerprint", **pins)
+    msg = std_message()
+    t.hato(["-f", SENDER, R1], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.stderr_quiet()
+    t.check(t.run.server.tls_version is not None, "no TLS handshake happened")
+    body_is(t, dot_stuff(msg))
+    return x
+
+
+@scenario
+def tls_pin_cert_match(t):
+    """smtp_tls_fingerprint_cert_match = SHA-256 of the certificate (DER)."""
+    x = t.extra_certs()
+    pinned_delivery(t, smtp_tls_fingerprint_cert_match=colon_hex(
+        cert_der(x + "/selfsigned.crt")))
+
+
+@scenario
+def tls_pin_pkey_match(t):
+    """smtp_tls_fingerprint_pkey_match = a wrong pin and the SHA-256 of the
+    SubjectPublicKeyInfo: any one match passes."""
+    x = t.extra_certs()
+    pinned_delivery(t, smtp_tls_fingerprint_pkey_match="%s, %s" % (
+        colon_hex(b"another key"), colon_hex(spki_der(x + "/selfsigned.crt"))))
+
+
+@scenario
+def tls10_only_server(t):
+    """A server that speaks only TLS 1.0 (its certificate verifies): hato never
+    goes below TLS 1.2, so the handshake fails, no credential is sent, and
+    the error says the protocol version is the reason."""
+    def tls10(ctx):
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1
+    import ssl
+    import warnings
+    warnings.simplefilter("ignore", DeprecationWarning)  # TLSVersion.TLSv1, on purpose
+    tls_refused(t, tweak=tls10, smtp_tls_CAfile=t.ca() + "/ca.crt")
+    t.stderr_has("/protocol.version|TLS ?1\\.0|version", "/TLS ?1\\.2|smtp_tls_mandatory_protocols")
+
+
+# What a man in the middle leaves of a real server's EHLO reply when it strips
+# STARTTLS (some firewalls overwrite the keyword with X's, keeping the length).
+STRIPPED_EHLO = ("PIPELINING", "SIZE 10240000", "ETRN", "XXXXXXXA", "ENHANCEDSTATUSCODES",
+                 "8BITMIME", "AUTH PLAIN LOGIN")
+
+
+@scenario
+def starttls_stripped_may(t):
+    """Level may, STARTTLS stripped: hato goes on in clear, but the default
+    smtp_sasl_security_options (noplaintext) keep PLAIN and LOGIN off the
+    clear link: no AUTH, no MAIL, and the error says why and what to set."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply(*STRIPPED_EHLO), expect_eof(allow_quit=True)])
+    t.sasl_config(USER, PASSWORD, smtp_tls_security_level="may",
+                  smtp_sasl_security_options=None)
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_nonzero()
+    t.no_credentials()
+    t.no_command("MAIL")
+    t.stderr_has("noplaintext", "smtp_sasl_security_options", "/TLS")
+
+
+@scenario
+def starttls_stripped_encrypt(t):
+    """Level encrypt, STARTTLS stripped from a real server's EHLO: stop."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply(*STRIPPED_EHLO), expect_eof(allow_quit=True)])
+    t.sasl_config(USER, PASSWORD, smtp_tls_security_level="encrypt")
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_TEMPFAIL)
+    t.no_credentials()
+    t.no_command("MAIL")
+    t.stderr_has("STARTTLS", "smtp_tls_security_level")
+
+
+def plain_only_in_clear(t, level):
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "8BITMIME", "AUTH PLAIN"),
+             expect_eof(allow_quit=True)])
+    t.sasl_config(USER, PASSWORD, smtp_tls_security_level=level,
+                  smtp_sasl_security_options=None)
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_nonzero()
+    t.no_credentials()
+    t.no_command("MAIL")
+    t.stderr_has("PLAIN", "noplaintext", "smtp_sasl_security_options")
+
+
+@scenario
+def plain_only_clear_none(t):
+    """Level none, the server offers only AUTH PLAIN: no AUTH (noplaintext by
+    default); the error names noplaintext and the setting."""
+    plain_only_in_clear(t, "none")
+
+
+@scenario
+def plain_only_clear_may(t):
+    """Level may, no STARTTLS, only AUTH PLAIN: as with level none."""
+    plain_only_in_clear(t, "may")
+
+
+def spki_hex_in(text, spki):
+    digest = hashlib.sha256(spki).hexdigest()
+    return digest in re.sub(r"[^0-9a-f]", "", text.lower().replace(":", ""))
+
+
+@scenario
+def tofu_key_change(t):
+    """Level tofu with data_directory: the first contact records the server
+    key's SHA-256 and sends; a second run against another key is refused
+    before AUTH, showing the old and the new key."""
+    x = t.extra_certs()
+    state = t.path("state")
+    t.serve(starttls_prelude("AUTH PLAIN LOGIN") + [auth(USER, PASSWORD)]
+            + transaction([R1], mail=MAIL_BARE),
+            tls=True, cert=x + "/selfsigned.crt", key=x + "/selfsigned.key")
+    t.sasl_config(USER, PASSWORD, smtp_tls_security_level="tofu", data_directory=state)
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_OK)
+    old = spki_der(x + "/selfsigned.crt")
+    new = spki_der(x + "/tofu2.crt")
+    recorded = ""
+    for root, _, files in os.walk(state):
+        for f in files:
+            with open(os.path.join(root, f), "rb") as fh:
+                recorded += fh.read().decode("latin-1") + "\n"
+    t.check(os.path.isdir(state) and os.stat(state).st_mode & 0o077 == 0,
+            "data_directory %s missing or open to others" % state)
+    t.check(spki_hex_in(recorded, old), "the server key's SHA-256 is not recorded under %s"
+            % state)
+
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "STARTTLS", "AUTH PLAIN LOGIN"),
+             expect("STARTTLS"), send("220 2.0.0 Ready to start TLS"),
+             starttls(may_fail=True), expect_eof()],
+            tls=True, cert=x + "/tofu2.crt", key=x + "/tofu2.key", port=t.srv.port)
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_TEMPFAIL)
+    t.check(not any(c.upper().startswith("AUTH") for c in t.run.server.commands()),
+            "AUTH sent to the server with the changed key")
+    t.check(spki_hex_in(t.run.stderr, old), "stderr does not show the recorded (old) key")
+    t.check(spki_hex_in(t.run.stderr, new), "stderr does not show the server's new key")
+    t.stderr_has("/chang|rotat")
+
+
+@scenario
+def session_cache_private(t):
+    """After a STARTTLS + AUTH delivery the TLS session cache in
+    data_directory is private (directories 0700, files 0600) and holds
+    neither the password nor base64 of it."""
+    t.serve(starttls_prelude("AUTH PLAIN LOGIN") + [auth(USER, PASSWORD)]
+            + transaction([R1], mail=MAIL_BARE), tls=True)
+    state = t.path("state")
+    t.sasl_config(USER, PASSWORD, smtp_tls_security_level="verify",
+                  smtp_tls_CAfile=t.ca() + "/ca.crt", data_directory=state)
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_OK)
+    files = 0
+    for root, dirs, names in os.walk(state):
+        mode = os.stat(root).st_mode & 0o777
+        t.check(mode & 0o077 == 0, "directory %s has mode %o, expected 0700" % (root, mode))
+        for n in names:
+            path = os.path.join(root, n)
+            files += 1
+            mode = os.stat(path).st_mode & 0o777
+            t.check(mode & 0o077 == 0, "%s has mode %o, expected 0600" % (path, mode))
+            with open(path, "rb") as f:
+                secrets_absent(t, f.read().decode("latin-1"), path)
+    t.check(files > 0, "no TLS session saved under data_directory %s" % state)
+
+
+# -- OAuth 2.0 (RFC 7628 OAUTHBEARER, Google's XOAUTH2) ---------------------------
+# Dovecot 2.3 offers neither, so only the scripted server checks them.
+
+OAUTH_CAPS = "AUTH OAUTHBEARER XOAUTH2 PLAIN"
+OAUTH_ERROR = {"status": "invalid_token", "scope": "https://mail.example/",
+               "openid-configuration": "https://accounts.example/.well-known/openid-configuration"}
+
+
+def oauth_config(t, mechanism, **keys):
+    return t.sasl_config(USER, TOKEN, smtp_tls_security_level="verify",
+                         smtp_tls_CAfile=t.ca() + "/ca.crt",
+                         smtp_sasl_mechanism_filter=mechanism.lower(), **keys)
+
+
+def oauth_success(t, mechanism):
+    t.serve(starttls_prelude(OAUTH_CAPS) + [auth_oauth(mechanism, USER, TOKEN)]
+            + transaction([R1], mail=MAIL_BARE), tls=True)
+    oauth_config(t, mechanism)
+    msg = std_message()
+    t.hato(["-f", SENDER, R1], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.stderr_quiet()
+    body_is(t, dot_stuff(msg))
+
+
+def oauth_invalid_token(t, mechanism):
+    t.serve(starttls_prelude(OAUTH_CAPS)
+            + [auth_oauth(mechanism, USER, TOKEN, error=OAUTH_ERROR),
+               expect_eof(allow_quit=True)], tls=True)
+    log = t.path("maillog")
+    oauth_config(t, mechanism, maillog_file=log, smtp_tls_loglevel="4")
+    t.hato(["-v", "-v", "-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_TEMPFAIL)
+    t.stderr_has("invalid_token")
+    t.no_command("MAIL")
+    secrets_absent(t, t.run.stderr, "-v -v output")
+    secrets_absent(t, t.run.stdout, "stdout")
+    secrets_absent(t, read_text(t, log, "maillog_file"), "maillog")
+
+
+@scenario
+def oauthbearer(t):
+    """smtp_sasl_mechanism_filter = oauthbearer, the token from the password
+    map: the exact RFC 7628 initial response, 235, delivery."""
+    oauth_success(t, "OAUTHBEARER")
+
+
+@scenario
+def xoauth2(t):
+    """smtp_sasl_mechanism_filter = xoauth2: user=...^Aauth=Bearer ...^A^A."""
+    oauth_success(t, "XOAUTH2")
+
+
+@scenario
+def oauthbearer_invalid_token(t):
+    """The server's JSON error challenge: the client ends the exchange with
+    ^A (AQ==), gets 535, defers (75), names invalid_token; the token appears
+    in no output at -v -v and smtp_tls_loglevel = 4."""
+    oauth_invalid_token(t, "OAUTHBEARER")
+
+
+@scenario
+def xoauth2_invalid_token(t):
+    """XOAUTH2's error challenge is answered with an empty line, then 535."""
+    oauth_invalid_token(t, "XOAUTH2")
 
 
 @scenario
@@ -672,28 +1051,39 @@ def overlong_reply(t):
     t.no_command("MAIL")
 
 
-@scenario
-def secrets_redacted(t):
-    """-v trace and maillog_file: the password and its base64 never appear."""
-    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "AUTH PLAIN LOGIN"),
-             auth(USER, PASSWORD)] + transaction([R1]))
+def redacted_run(t, mechanism):
+    """STARTTLS, AUTH `mechanism`, -v -v and smtp_tls_loglevel = 4 (the most
+    verbose hato gets) plus maillog_file: the trace shows the AUTH command,
+    never the password, its base64, or the AUTH argument."""
+    t.serve(starttls_prelude("PIPELINING", "AUTH PLAIN LOGIN")
+            + [auth(USER, PASSWORD, mechanisms=(mechanism,))]
+            + transaction([R1], mail=MAIL_BARE), tls=True)
     log = t.path("maillog")
-    t.sasl_config(USER, PASSWORD, maillog_file=log)
-    t.hato(["-v", "-f", SENDER, R1], std_message())
+    t.sasl_config(USER, PASSWORD, maillog_file=log, smtp_tls_security_level="verify",
+                  smtp_tls_CAfile=t.ca() + "/ca.crt", smtp_tls_loglevel="4",
+                  smtp_sasl_mechanism_filter=mechanism.lower())
+    t.hato(["-v", "-v", "-f", SENDER, R1], std_message())
     t.server_ok()
     t.exit_code(EX_OK)
     t.check(re.search(r"EHLO", t.run.stderr), "-v printed no protocol trace on stderr")
     t.check(re.search(r"AUTH", t.run.stderr), "-v trace does not show the AUTH command")
-    try:
-        with open(log, encoding="utf-8", errors="replace") as f:
-            logtext = f.read()
-    except OSError as e:
-        logtext = ""
-        t.fail("maillog_file %s not written: %s" % (log, e))
+    logtext = read_text(t, log, "maillog_file")
     t.check(logtext.strip() != "", "maillog_file is empty")
-    secrets_absent(t, t.run.stderr, "-v output")
+    secrets_absent(t, t.run.stderr, "-v -v output")
     secrets_absent(t, t.run.stdout, "stdout")
     secrets_absent(t, logtext, "maillog")
+
+
+@scenario
+def secrets_redacted(t):
+    """AUTH PLAIN at the highest verbosity: no secret in any output."""
+    redacted_run(t, "PLAIN")
+
+
+@scenario
+def secrets_redacted_login(t):
+    """AUTH LOGIN (the password alone in base64) at the highest verbosity."""
+    redacted_run(t, "LOGIN")
 
 
 @scenario

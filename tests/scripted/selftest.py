@@ -3,6 +3,8 @@
 sockets: proves the server (recording, STARTTLS, implicit TLS, chunked
 replies, deviation detection) works independently of hato."""
 
+import base64
+import json
 import os
 import re
 import smtplib
@@ -19,8 +21,10 @@ sys.path.insert(0, HERE)
 
 import run_scenario  # noqa: E402
 import scenarios  # noqa: E402
-from smtpscript import (Server, auth, dot_stuff, expect, expect_data, expect_eof,  # noqa: E402
-                        flood, inject, quit_and_close, send, send_raw, stall, starttls)
+import smtpscript  # noqa: E402
+from smtpscript import (Server, auth, auth_oauth, dot_stuff, expect, expect_data,  # noqa: E402
+                        expect_eof, flood, inject, oauth_response, quit_and_close, send,
+                        send_raw, stall, starttls)
 
 CA = None
 TMP = tempfile.TemporaryDirectory(prefix="hato-selftest-")
@@ -216,7 +220,126 @@ class ServerTest(unittest.TestCase):
         self.assertTrue(srv.finish().ok)
 
 
+    def oauth_exchange(self, mech, error=None, initial=True, end=None):
+        """Drive auth_oauth over a raw socket; returns (result, final reply)."""
+        srv = Server([send("220 hi"), auth_oauth(mech, "u", "tok-123", error=error)]).start()
+        s = raw_client(srv.port)
+        recv_until(s, b"\r\n")
+        ir = base64.b64encode(oauth_response(mech, "u", "tok-123", "127.0.0.1", srv.port))
+        if initial:
+            s.sendall(b"AUTH " + mech.encode() + b" " + ir + b"\r\n")
+        else:
+            s.sendall(b"AUTH " + mech.encode() + b"\r\n")
+            self.assertEqual(recv_until(s, b"\r\n"), b"334 \r\n")
+            s.sendall(ir + b"\r\n")
+        reply = recv_until(s, b"\r\n")
+        if error is not None:
+            self.assertTrue(reply.startswith(b"334 "), reply)
+            self.assertEqual(json.loads(base64.b64decode(reply[4:].strip())), error)
+            s.sendall(end + b"\r\n")
+            reply = recv_until(s, b"\r\n")
+        s.close()
+        return srv.finish(), reply
+
+    def test_oauthbearer_initial_response(self):
+        res, reply = self.oauth_exchange("OAUTHBEARER")
+        self.assertTrue(res.ok, res.format())
+        self.assertTrue(reply.startswith(b"235 "), reply)
+
+    def test_xoauth2_after_empty_challenge(self):
+        res, reply = self.oauth_exchange("XOAUTH2", initial=False)
+        self.assertTrue(res.ok, res.format())
+        self.assertTrue(reply.startswith(b"235 "), reply)
+
+    def test_oauth_error_challenge(self):
+        err = {"status": "invalid_token"}
+        res, reply = self.oauth_exchange("OAUTHBEARER", error=err, end=b"AQ==")
+        self.assertTrue(res.ok, res.format())
+        self.assertTrue(reply.startswith(b"535 "), reply)
+        res, reply = self.oauth_exchange("XOAUTH2", error=err, end=b"")
+        self.assertTrue(res.ok, res.format())
+        res, reply = self.oauth_exchange("OAUTHBEARER", error=err, end=b"")
+        self.assertFalse(res.ok)
+        self.assertIn("expected 'AQ=='", res.failures[0])
+
+    def test_oauth_exact_response(self):
+        self.assertEqual(oauth_response("OAUTHBEARER", "u", "T", "127.0.0.1", 25),
+                         b"n,a=u,\x01host=127.0.0.1\x01port=25\x01auth=Bearer T\x01\x01")
+        self.assertEqual(oauth_response("XOAUTH2", "u", "T", "127.0.0.1", 25),
+                         b"user=u\x01auth=Bearer T\x01\x01")
+
+    def test_transcript_hides_auth_data(self):
+        smtpscript.register_secret("selftest-secret-pw")
+        texts = []
+        for mech in ("PLAIN", "LOGIN"):
+            srv = Server([send("220 hi"), expect(r"EHLO \S+"), ehlo("AUTH PLAIN LOGIN"),
+                          auth("u", "selftest-secret-pw", mechanisms=(mech,)),
+                          expect(r"MAIL FROM:<>")]).start()
+            with smtplib.SMTP("127.0.0.1", srv.port) as c:
+                c.user, c.password = "u", "selftest-secret-pw"
+                c.ehlo()
+                c.auth(mech, getattr(c, "auth_" + mech.lower()), initial_response_ok=True)
+                c.putcmd("MAIL", "FROM:<selftest-secret-pw@example.test>")
+                c.getreply()
+            res = srv.finish()
+            self.assertFalse(res.ok)  # the MAIL line deviates, and is reported
+            texts.append(res.format() + "\n".join(res.failures))
+        text = "\n".join(texts)
+        self.assertNotIn("selftest-secret-pw", text)
+        for core in smtpscript.base64_cores("selftest-secret-pw"):
+            self.assertNotIn(core, text)
+        self.assertIn("AUTH PLAIN <initial response", text)
+        self.assertIn("<SASL response", text)
+        self.assertIn("[secret]@example.test", text)
+
+    def test_tls10_only_server(self):
+        import warnings
+        warnings.simplefilter("ignore", DeprecationWarning)
+
+        def tls10(ctx):
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1
+        srv = Server([send("220 hi"), expect(r"EHLO \S+"), ehlo("STARTTLS"),
+                      expect("STARTTLS"), send("220 go"), starttls()]
+                     + quit_and_close(), certs=ca(), tls_tweak=tls10).start()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(os.path.join(ca(), "ca.crt"))
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        with smtplib.SMTP("127.0.0.1", srv.port) as c:
+            c.starttls(context=ctx)
+        res = srv.finish()
+        self.assertTrue(res.ok, res.format())
+        self.assertEqual(res.tls_version, "TLSv1")
+
+
 class HelperTest(unittest.TestCase):
+
+    def test_base64_cores(self):
+        secret = b"a secret of some length"
+        for pre in (b"", b"x", b"xy", b"\0user\0"):
+            for post in (b"", b"z", b"\x01\x01"):
+                enc = base64.b64encode(pre + secret + post).decode()
+                self.assertTrue(any(c in enc for c in smtpscript.base64_cores(secret)),
+                                (pre, post))
+
+    def test_secrets_list_holds_the_scenarios_secrets(self):
+        with open(os.path.join(HERE, "..", "secrets", "secrets.txt"), encoding="utf-8") as f:
+            listed = [l.rstrip("\n").split(None, 2)[2] for l in f
+                      if l.strip() and not l.startswith("#")]
+        for s in (scenarios.PASSWORD, scenarios.TOKEN):
+            self.assertIn(s, listed, "tests/secrets/secrets.txt lacks a scenario secret")
+
+    def test_extra_certificates(self):
+        d = run_scenario.extra_certs(ca())
+        for f in ("expired.crt", "wrongname.crt", "selfsigned.crt", "selfsigned.key",
+                  "tofu2.crt", "tofu2.key"):
+            self.assertTrue(os.path.exists(os.path.join(d, f)), f)
+        self.assertNotEqual(run_scenario.spki_der(d + "/selfsigned.crt"),
+                            run_scenario.spki_der(d + "/tofu2.crt"))
+        pin = run_scenario.colon_hex(run_scenario.cert_der(d + "/selfsigned.crt"))
+        self.assertRegex(pin, r"^([0-9A-F]{2}:){31}[0-9A-F]{2}$")
 
     def test_dot_stuff(self):
         self.assertEqual(dot_stuff(b"a\n.b\n.\nc"), b"a\r\n..b\r\n..\r\nc\r\n.\r\n")

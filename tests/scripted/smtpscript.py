@@ -27,6 +27,7 @@ to run against it by hand.
 import base64
 import binascii
 import bisect
+import json
 import re
 import socket
 import ssl
@@ -82,9 +83,10 @@ class Result:
         return [l.text for l in self.lines]
 
     def note(self, who, text):
-        self.transcript.append((who, text))
+        self.transcript.append((who, redact(text)))
 
     def fail(self, text):
+        text = redact(text)
         self.failures.append(text)
         self.note("!", text)
 
@@ -103,13 +105,66 @@ def _show(data, limit=160):
     return text
 
 
+# -- keeping credentials out of the harness's own output ----------------------
+# The wire legitimately carries the test passwords and tokens; the transcript,
+# the failure messages and the reports do not, so tests/secrets can grep every
+# test's output for them and blame only hato.
+
+_SECRETS = set()
+
+
+def base64_cores(secret):
+    """Substrings that any base64 text holding `secret` (at any byte offset,
+    with anything around it) must contain: one per alignment."""
+    raw = secret.encode("utf-8") if isinstance(secret, str) else secret
+    cores = set()
+    for k in range(3):
+        total = k + len(raw)
+        enc = base64.b64encode(b"\0" * k + raw).decode()
+        core = enc[4 if k else 0:(total // 3) * 4]
+        if len(core) >= 8:
+            cores.add(core)
+    return cores
+
+
+def register_secret(*values):
+    """Redact each value, and base64 holding it, from notes and failures."""
+    for v in values:
+        if v:
+            _SECRETS.add(v)
+            _SECRETS.update(base64_cores(v))
+
+
+def redact(text):
+    for s in sorted(_SECRETS, key=len, reverse=True):
+        if s in text:
+            text = text.replace(s, "[secret]")
+    return text
+
+
+def redact_client_line(text, in_auth):
+    """AUTH arguments and the lines of a SASL exchange, as the transcript
+    shows them: the mechanism and a byte count, never the data."""
+    words = text.split(" ")
+    if len(words) >= 2 and words[0].upper() == "AUTH":
+        if len(words) == 2:
+            return text
+        return "%s %s <initial response, %d bytes>" % (words[0], words[1], len(words[2]))
+    if in_auth:
+        return "<SASL response, %d bytes>" % len(text)
+    return redact(text)
+
+
 class Session:
     """One client connection: a recording reader/writer plus script state."""
 
-    def __init__(self, sock, result, certs, read_timeout):
+    def __init__(self, sock, result, certs, read_timeout, cert=None, key=None,
+                 tls_tweak=None):
         self.sock = sock
         self.result = result
         self.certs = certs
+        self.cert, self.key, self.tls_tweak = cert, key, tls_tweak
+        self.in_auth = False    # between an AUTH command and its final reply
         self.read_timeout = read_timeout
         self.buf = bytearray()
         self.base = 0           # absolute stream offset of buf[0]
@@ -164,7 +219,10 @@ class Session:
                 raw = self._consume(i + 1)
                 line = Line(raw[:-2].decode("latin-1"), end_chunk, self.tls)
                 self.result.lines.append(line)
-                self.result.note("C", "[%d] %s" % (end_chunk, line.text))
+                shown = redact_client_line(line.text, self.in_auth)
+                if line.text.upper().startswith("AUTH "):
+                    self.in_auth = True
+                self.result.note("C", "[%d] %s" % (end_chunk, shown))
                 return line
             if len(self.buf) > MAX_CLIENT_LINE:
                 raise Deviation("client line longer than %d bytes" % MAX_CLIENT_LINE)
@@ -185,6 +243,8 @@ class Session:
         """label None: note the lines sent; False: note nothing."""
         self.sock.settimeout(self.read_timeout)
         self.sock.sendall(data)
+        if self.in_auth and not data.startswith(b"334"):
+            self.in_auth = False    # the exchange's final reply
         if label is False:
             return
         if label is not None:
@@ -197,10 +257,13 @@ class Session:
     # -- TLS -------------------------------------------------------------
 
     def server_context(self):
-        if self.certs is None:
+        if self.certs is None and self.cert is None:
             raise Deviation("script uses TLS but the server has no certificate")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.certs + "/server.crt", self.certs + "/server.key")
+        ctx.load_cert_chain(self.cert or self.certs + "/server.crt",
+                            self.key or self.certs + "/server.key")
+        if self.tls_tweak:
+            self.tls_tweak(ctx)
         return ctx
 
     def wrap(self):
@@ -373,6 +436,65 @@ class auth(Step):
         s.write((self.reply + "\r\n").encode())
 
 
+def oauth_response(mechanism, user, token, host, port):
+    """The initial client response: RFC 7628 section 3.1 for OAUTHBEARER
+    (GS2 header with the authzid, then host, port and auth, each ended by
+    ^A, and a final ^A), Google's documented form for XOAUTH2."""
+    if mechanism == "OAUTHBEARER":
+        return ("n,a=%s,\x01host=%s\x01port=%d\x01auth=Bearer %s\x01\x01"
+                % (user, host, port, token)).encode()
+    return ("user=%s\x01auth=Bearer %s\x01\x01" % (user, token)).encode()
+
+
+class auth_oauth(Step):
+    """Accept AUTH OAUTHBEARER or XOAUTH2, with the initial response on the
+    AUTH line or after an empty 334; it must be exactly oauth_response() for
+    the address the client connected to (host as given, the server's port).
+
+    error: a dict sent as the server's JSON error challenge (334 base64);
+    the client must then end the exchange (RFC 7628 3.2.3: a single ^A,
+    "AQ==", for OAUTHBEARER; an empty line for XOAUTH2) before `reply`."""
+
+    def __init__(self, mechanism, user, token, host="127.0.0.1", error=None,
+                 reply=None):
+        self.mechanism, self.user, self.token = mechanism.upper(), user, token
+        self.host, self.error = host, error
+        self.reply = reply or ("535 5.7.8 Username and Password not accepted (scripted)"
+                               if error else "235 2.7.0 Authentication successful")
+
+    def describe(self):
+        return "auth %s%s" % (self.mechanism, " (error challenge)" if self.error else "")
+
+    def run(self, s):
+        line = s.read_line(what="AUTH %s" % self.mechanism)
+        words = line.text.split(" ")
+        if len(words) not in (2, 3) or words[0].upper() != "AUTH" or \
+                words[1].upper() != self.mechanism:
+            raise Deviation("expected AUTH %s, client sent %r" % (self.mechanism, line.text))
+        if len(words) == 3:
+            got = _b64(words[2])
+        else:
+            s.write(b"334 \r\n")
+            got = _b64(s.read_line(what="the %s initial response" % self.mechanism).text)
+        port = s.sock.getsockname()[1]
+        want = oauth_response(self.mechanism, self.user, self.token, self.host, port)
+        if got is None:
+            raise Deviation("AUTH %s initial response is not base64" % self.mechanism)
+        s.result.auth.append(("", self.user, got.decode("utf-8", "replace")))
+        if got != want:
+            raise Deviation("AUTH %s initial response %r, expected %r"
+                            % (self.mechanism, got, want))
+        if self.error is not None:
+            challenge = base64.b64encode(json.dumps(self.error).encode()).decode()
+            s.write(("334 %s\r\n" % challenge).encode())
+            end = s.read_line(what="the client's end of the failed exchange").text
+            expected = "AQ==" if self.mechanism == "OAUTHBEARER" else ""
+            if end != expected:
+                raise Deviation("after the error challenge the client sent %r, expected %r"
+                                % (end, expected))
+        s.write((self.reply + "\r\n").encode())
+
+
 class expect_data(Step):
     """Read a message body up to CRLF.CRLF and store it raw."""
 
@@ -425,10 +547,12 @@ class read_bytes(Step):
 
 class starttls(Step):
     """TLS handshake as server.  must_fail: the client is expected to abort the
-    handshake (e.g. it cannot verify the certificate)."""
+    handshake (e.g. it cannot verify the certificate).  may_fail: either way
+    (a client may check a pin in the handshake or right after it; under TLS
+    1.3 the server's handshake ends before the client has judged it)."""
 
-    def __init__(self, must_fail=False):
-        self.must_fail = must_fail
+    def __init__(self, must_fail=False, may_fail=False):
+        self.must_fail, self.may_fail = must_fail, may_fail
 
     def run(self, s):
         if s.buf:
@@ -437,7 +561,7 @@ class starttls(Step):
         try:
             s.wrap()
         except (ssl.SSLError, OSError) as e:
-            if not self.must_fail:
+            if not (self.must_fail or self.may_fail):
                 raise Deviation("TLS handshake failed: %s" % e)
             s.result.note("*", "TLS handshake failed as expected: %s" % e)
             s.after_failed_handshake = True
@@ -555,19 +679,25 @@ class Server:
     """Listen on loopback, play `script` against the first connection.
 
     certs: directory written by tests/setup/make-ca.sh (needed for TLS).
+    cert, key: another certificate and key than certs/server.*.
+    tls_tweak: called with the server's SSLContext (e.g. to allow only TLS 1.0).
+    port: 0 for an ephemeral port; a second server on an earlier one's port
+    plays "the same relay, later" (e.g. with another key).
     implicit_tls: TLS handshake right after accept (smtps / submissions)."""
 
     def __init__(self, script, certs=None, implicit_tls=False, host="127.0.0.1",
-                 read_timeout=DEFAULT_READ_TIMEOUT):
+                 read_timeout=DEFAULT_READ_TIMEOUT, cert=None, key=None, tls_tweak=None,
+                 port=0):
         self.script = list(script)
         self.certs, self.implicit_tls = certs, implicit_tls
+        self.cert, self.key, self.tls_tweak = cert, key, tls_tweak
         self.host, self.read_timeout = host, read_timeout
         self.result = Result()
         self._stop = threading.Event()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.listener = socket.socket(family, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((host, 0))
+        self.listener.bind((host, port))
         self.listener.listen(8)
         self.port = self.listener.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -598,7 +728,8 @@ class Server:
 
     def _session(self, sock):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        s = Session(sock, self.result, self.certs, self.read_timeout)
+        s = Session(sock, self.result, self.certs, self.read_timeout, cert=self.cert,
+                    key=self.key, tls_tweak=self.tls_tweak)
         self.session = s
         r = self.result
         r.note("*", "connection from %s" % sock.getpeername()[0])

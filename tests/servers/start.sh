@@ -102,7 +102,7 @@ debug_log_path = $logs/dovecot.log
 ssl = no
 # 2.3 name of the switch that allows PLAIN/LOGIN without TLS (port 24025).
 disable_plaintext_auth = no
-auth_mechanisms = plain login cram-md5 scram-sha-1 scram-sha-256
+auth_mechanisms = plain login cram-md5 digest-md5 scram-sha-1 scram-sha-256
 auth_verbose = yes
 # A wrong-password test must not slow down the tests after it.
 auth_failure_delay = 0

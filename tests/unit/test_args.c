@@ -128,10 +128,54 @@ static void test_errors(void)
     CHECK_HAS(args_usage(), "usage: hato");
 }
 
+static void test_modes(void)
+{
+    struct args a;
+    CHECK_INT(PARSE(&a, "-v"), 0);
+    CHECK_INT(a.mode, ARGS_SEND);
+    args_free(&a);
+
+    CHECK_INT(PARSE(&a, "--probe", "-v", "-C", "/etc/x.conf", "-f", "me@example.com"), 0);
+    CHECK_INT(a.mode, ARGS_PROBE);
+    CHECK_INT(a.verbose, 1);
+    CHECK_STR(a.config, "/etc/x.conf");
+    CHECK_STR(a.sender, "me@example.com");
+    CHECK_INT(a.nrecipients, 0);
+    args_free(&a);
+    CHECK_INT(PARSE(&a, "--probe", "root"), -1);
+    CHECK_HAS(err, "--probe sends no mail");
+    CHECK_HAS(err, "root");
+
+    CHECK_INT(PARSE(&a, "--tofu-accept"), 0);
+    CHECK_INT(a.mode, ARGS_TOFU_ACCEPT);
+    CHECK(a.tofu_target == NULL);
+    args_free(&a);
+    CHECK_INT(PARSE(&a, "--tofu-accept", "[smtp.example.com]:465", "-C", "/c"), 0);
+    CHECK_INT(a.mode, ARGS_TOFU_ACCEPT);
+    CHECK_STR(a.tofu_target, "[smtp.example.com]:465");
+    CHECK_STR(a.config, "/c");
+    args_free(&a);
+    CHECK_INT(PARSE(&a, "--tofu-accept", "-C", "/c"), 0);
+    CHECK(a.tofu_target == NULL);
+    args_free(&a);
+    CHECK_INT(PARSE(&a, "--tofu-accept=[h]:587"), 0);
+    CHECK_STR(a.tofu_target, "[h]:587");
+    args_free(&a);
+    CHECK_INT(PARSE(&a, "--tofu-accept", "[h]:587", "extra"), -1);
+    CHECK_HAS(err, "--tofu-accept sends no mail");
+    CHECK_INT(PARSE(&a, "--tofu-accept=[h]\n:587"), -1);
+    CHECK_HAS(err, "line break");
+    CHECK_INT(PARSE(&a, "--probes"), -1);
+    CHECK_HAS(err, "unknown option --probes");
+    CHECK_HAS(args_usage(), "hato --probe");
+    CHECK_HAS(args_usage(), "hato --tofu-accept");
+}
+
 int main(void)
 {
     test_defaults();
     test_forms();
     test_errors();
+    test_modes();
     return check_finish("args");
 }

@@ -1,9 +1,11 @@
 /*
  * test_config.c - the main.cf-syntax configuration parser.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -230,14 +232,20 @@ static void test_values(void)
     struct config c = {0};
     char err[1024];
 
-    CHECK_INT(parse(&c, "smtp_tls_security_level = secure\n", err, sizeof err), CONFIG_INVALID);
-    CHECK_HAS(err, "main.cf:1: smtp_tls_security_level = secure");
-    CHECK_HAS(err, "later version");
-    CHECK_HAS(err, "none, may, encrypt or verify");
+    /* Since 0.2: secure, fingerprint (with pins: test_fingerprints), tofu. */
+    CHECK_INT(parse(&c, "smtp_tls_security_level = secure\n", err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.tls_level, HATO_TLS_SECURE);
+    CHECK_INT(parse(&c, "smtp_tls_security_level = TOFU\n", err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.tls_level, HATO_TLS_TOFU);
     CHECK_INT(parse(&c, "smtp_tls_security_level = dane\n", err, sizeof err), CONFIG_INVALID);
-    CHECK_HAS(err, "later version");
+    CHECK_HAS(err, "main.cf:1: smtp_tls_security_level = dane");
+    CHECK_HAS(err, "DNSSEC");
+    CHECK_HAS(err, "none, may, encrypt, verify, secure, fingerprint or tofu");
+    CHECK_INT(parse(&c, "smtp_tls_security_level = dane-only\n", err, sizeof err), CONFIG_INVALID);
+    CHECK_HAS(err, "DNSSEC");
     CHECK_INT(parse(&c, "smtp_tls_security_level = bogus\n", err, sizeof err), CONFIG_INVALID);
     CHECK_HAS(err, "unknown level");
+    CHECK_HAS(err, "none, may, encrypt, verify, secure, fingerprint or tofu");
     CHECK_INT(parse(&c, "smtp_tls_security_level = none\n", err, sizeof err), CONFIG_OK);
     CHECK_INT(c.tls_level, HATO_TLS_NONE);
     CHECK_INT(parse(&c, "smtp_tls_security_level = verify\n", err, sizeof err), CONFIG_OK);
@@ -265,8 +273,12 @@ static void test_values(void)
 
     CHECK_INT(parse(&c, "smtp_sasl_security_options = noanonymous, nodictionary\n", err, sizeof err),
               CONFIG_OK);
-    CHECK_INT(c.sasl_plain, HATO_SASL_NOANONYMOUS);
-    CHECK_HAS(warnings, "nodictionary");
+    CHECK_INT(c.sasl_plain, HATO_SASL_NOANONYMOUS | HATO_SASL_NODICTIONARY);
+    CHECK_STR(warnings, "");
+    CHECK_INT(parse(&c, "smtp_sasl_tls_security_options = mutual_auth noactive\n", err, sizeof err),
+              CONFIG_OK);
+    CHECK_INT(c.sasl_tls, HATO_SASL_MUTUAL_AUTH);
+    CHECK_HAS(warnings, "main.cf:1: smtp_sasl_tls_security_options: option noactive is not used");
     CHECK_INT(parse(&c, "smtp_sasl_security_options =\n", err, sizeof err), CONFIG_OK);
     CHECK_INT(c.sasl_plain, 0);
 
@@ -339,7 +351,10 @@ static void test_misspellings(void)
 
     /* Real Postfix keys near ours are not misspellings. */
     CHECK_INT(parse(&c, "smtpd_tls_CAfile = /x\nlmtp_tls_CAfile = /x\nsmtp_rset_timeout = 20s\n"
-                        "smtpd_tls_loglevel = 1\nalias_maps = hash:/etc/aliases\n", err, sizeof err),
+                        "smtpd_tls_loglevel = 1\nalias_maps = hash:/etc/aliases\n"
+                        "meta_directory = /etc/postfix\nsmtp_tls_dcert_file = /d\n"
+                        "smtp_tls_dkey_file = /d\nsmtp_tls_eccert_file = /e\n"
+                        "smtp_tls_eckey_file = /e\n", err, sizeof err),
               CONFIG_OK);
     CHECK_STR(warnings, "");
 
@@ -409,6 +424,324 @@ static void test_load(void)
     config_free(&c);
 }
 
+static void test_protocols(void)
+{
+    struct config c = {0};
+    char err[1024];
+
+    CHECK_INT(parse(&c, "", err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.tls_min_version, HATO_TLS_V1_2);
+    CHECK_INT(parse(&c, "smtp_tls_mandatory_protocols = >=TLSv1.2\n", err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.tls_min_version, HATO_TLS_V1_2);
+    CHECK_STR(warnings, "");
+    CHECK_INT(parse(&c, "smtp_tls_mandatory_protocols = !SSLv2, !SSLv3, !TLSv1, !TLSv1.1\n", err,
+                    sizeof err), CONFIG_OK);
+    CHECK_INT(c.tls_min_version, HATO_TLS_V1_2);
+    CHECK_STR(warnings, "");
+    /* Colons separate too, as in Postfix. */
+    CHECK_INT(parse(&c, "smtp_tls_mandatory_protocols = !SSLv2:!SSLv3:!TLSv1:!TLSv1.1\n", err,
+                    sizeof err), CONFIG_OK);
+    CHECK_STR(warnings, "");
+    CHECK_INT(parse(&c, "smtp_tls_mandatory_protocols = TLSv1.3\n", err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.tls_min_version, HATO_TLS_V1_3);
+    CHECK_INT(parse(&c, "smtp_tls_mandatory_protocols = >=TLSv1.3\n", err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.tls_min_version, HATO_TLS_V1_3);
+    CHECK_INT(parse(&c, "smtp_tls_mandatory_protocols = TLSv1.2 TLSv1.3\n", err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.tls_min_version, HATO_TLS_V1_2);
+    CHECK_STR(warnings, "");
+
+    /* Postfix's old defaults allow TLS 1.0: accepted, with a warning. */
+    CHECK_INT(parse(&c, "smtp_tls_mandatory_protocols = !SSLv2, !SSLv3\n", err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.tls_min_version, HATO_TLS_V1_2);
+    CHECK_HAS(warnings, "main.cf:1: smtp_tls_mandatory_protocols allows versions older than TLSv1.2");
+    CHECK_HAS(warnings, "never goes below TLSv1.2");
+    CHECK_INT(parse(&c, "smtp_tls_mandatory_protocols = >=TLSv1\n", err, sizeof err), CONFIG_OK);
+    CHECK_HAS(warnings, "never goes below");
+    CHECK_INT(parse(&c, "smtp_tls_mandatory_protocols = <=TLSv1.2\n", err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.tls_min_version, HATO_TLS_V1_2);
+    CHECK_HAS(warnings, "maximum");
+
+    /* Level may reads smtp_tls_protocols; the other list is only checked. */
+    CHECK_INT(parse(&c, "smtp_tls_security_level = may\nsmtp_tls_protocols = TLSv1.3\n"
+                        "smtp_tls_mandatory_protocols = !SSLv2\n", err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.tls_min_version, HATO_TLS_V1_3);
+    CHECK_STR(warnings, "");
+    CHECK_INT(parse(&c, "smtp_tls_security_level = encrypt\nsmtp_tls_protocols = !SSLv2\n", err,
+                    sizeof err), CONFIG_OK);
+    CHECK_INT(c.tls_min_version, HATO_TLS_V1_2);
+    CHECK_STR(warnings, "");
+
+    CHECK_INT(parse(&c, "\nsmtp_tls_protocols = TLSv9\n", err, sizeof err), CONFIG_INVALID);
+    CHECK_HAS(err, "main.cf:2: smtp_tls_protocols = TLSv9");
+    CHECK_HAS(err, "unknown protocol \"TLSv9\"");
+    CHECK_HAS(err, "TLSv1.2 or TLSv1.3");
+    CHECK_INT(parse(&c, "smtp_tls_mandatory_protocols = TLSv1, TLSv1.1\n", err, sizeof err),
+              CONFIG_INVALID);
+    CHECK_HAS(err, "main.cf:1: smtp_tls_mandatory_protocols = TLSv1, TLSv1.1");
+    CHECK_HAS(err, ">=TLSv1.2");
+    CHECK_INT(parse(&c, "smtp_tls_mandatory_protocols = !TLSv1.2 !TLSv1.3\n", err, sizeof err),
+              CONFIG_INVALID);
+    config_free(&c);
+}
+
+static const char sha256_pin[] =
+    "3d:95:34:51:24:66:33:b9:d2:40:99:c0:c1:17:0b:d1:3d:95:34:51:24:66:33:b9:d2:40:99:c0:c1:17:0b:d1";
+static const char sha256_pin_upper[] =
+    "3D:95:34:51:24:66:33:B9:D2:40:99:C0:C1:17:0B:D1:3D:95:34:51:24:66:33:B9:D2:40:99:C0:C1:17:0B:D1";
+
+static void test_fingerprints(void)
+{
+    struct config c = {0};
+    char err[2048], text[1024];
+
+    CHECK_INT(parse(&c, "", err, sizeof err), CONFIG_OK);
+    CHECK_STR(c.fp_digest, "sha256");
+    CHECK_INT(c.nfp_cert + c.nfp_pkey, 0);
+
+    snprintf(text, sizeof text, "smtp_tls_security_level = fingerprint\n"
+                                "smtp_tls_fingerprint_cert_match = %s\n", sha256_pin);
+    CHECK_INT(parse(&c, text, err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.tls_level, HATO_TLS_FINGERPRINT);
+    CHECK_INT(c.nfp_cert, 1);
+    if (c.nfp_cert == 1)
+        CHECK_STR(c.fp_cert[0], sha256_pin_upper);
+
+    /* Plain hex, several separated by commas and white space, continued. */
+    snprintf(text, sizeof text, "smtp_tls_security_level = fingerprint\n"
+                                "smtp_tls_fingerprint_pkey_match = "
+                                "3D9534512466 33B9D24099C0C1170BD13D953451246633B9D24099C0C1170BD1,\n"
+                                "  %s\n", sha256_pin);
+    CHECK_INT(parse(&c, text, err, sizeof err), CONFIG_INVALID); /* split hex is not a pin */
+    CHECK_HAS(err, "main.cf:2: smtp_tls_fingerprint_pkey_match");
+    snprintf(text, sizeof text, "smtp_tls_security_level = fingerprint\n"
+                                "smtp_tls_fingerprint_pkey_match = "
+                                "3D953451246633B9D24099C0C1170BD13D953451246633B9D24099C0C1170BD1,\n"
+                                "  %s\n", sha256_pin);
+    CHECK_INT(parse(&c, text, err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.nfp_pkey, 2);
+    if (c.nfp_pkey == 2) {
+        CHECK_STR(c.fp_pkey[0], sha256_pin_upper);
+        CHECK_STR(c.fp_pkey[1], sha256_pin_upper);
+    }
+    CHECK_STR(warnings, "");
+
+    /* A SHA-1 pin under the sha256 digest: wrong length. */
+    CHECK_INT(parse(&c, "smtp_tls_security_level = fingerprint\nsmtp_tls_fingerprint_cert_match = "
+                        "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01\n",
+                    err, sizeof err), CONFIG_INVALID);
+    CHECK_HAS(err, "main.cf:2: smtp_tls_fingerprint_cert_match");
+    CHECK_HAS(err, "not a sha256 fingerprint");
+    CHECK_HAS(err, "32 bytes");
+    CHECK_HAS(err, "AB:CD:...");
+    CHECK_INT(parse(&c, "smtp_tls_security_level = fingerprint\nsmtp_tls_fingerprint_digest = SHA1\n"
+                        "smtp_tls_fingerprint_cert_match = "
+                        "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01\n",
+                    err, sizeof err), CONFIG_OK);
+    CHECK_STR(c.fp_digest, "sha1");
+    CHECK_INT(c.nfp_cert, 1);
+    CHECK_INT(parse(&c, "smtp_tls_fingerprint_cert_match = AB:CD:XY\n", err, sizeof err),
+              CONFIG_INVALID);
+    CHECK_INT(parse(&c, "smtp_tls_fingerprint_cert_match = AB:CD:\n", err, sizeof err),
+              CONFIG_INVALID);
+
+    CHECK_INT(parse(&c, "smtp_tls_fingerprint_digest = md5\n", err, sizeof err), CONFIG_INVALID);
+    CHECK_HAS(err, "main.cf:1: smtp_tls_fingerprint_digest = md5");
+    CHECK_HAS(err, "sha256, sha384, sha512 or sha1");
+    CHECK_HAS(err, "too weak");
+
+    /* The level needs a pin; pins without the level are ignored, loudly. */
+    CHECK_INT(parse(&c, "\nsmtp_tls_security_level = fingerprint\n", err, sizeof err), CONFIG_INVALID);
+    CHECK_HAS(err, "main.cf:2: smtp_tls_security_level = fingerprint");
+    CHECK_HAS(err, "smtp_tls_fingerprint_cert_match or smtp_tls_fingerprint_pkey_match");
+    snprintf(text, sizeof text, "smtp_tls_fingerprint_cert_match = %s\n", sha256_pin);
+    CHECK_INT(parse(&c, text, err, sizeof err), CONFIG_OK);
+    CHECK_HAS(warnings, "only with smtp_tls_security_level = fingerprint");
+    config_free(&c);
+}
+
+static void test_client_cert(void)
+{
+    struct config c = {0};
+    char err[1024];
+
+    CHECK_INT(parse(&c, "", err, sizeof err), CONFIG_OK);
+    CHECK(c.cert_file == NULL && c.key_file == NULL);
+    /* As in Postfix, the key defaults to $smtp_tls_cert_file. */
+    CHECK_INT(parse(&c, "smtp_tls_cert_file = /etc/hato/client.pem\n", err, sizeof err), CONFIG_OK);
+    CHECK_STR(c.cert_file, "/etc/hato/client.pem");
+    CHECK_STR(c.key_file, "/etc/hato/client.pem");
+    CHECK_INT(parse(&c, "smtp_tls_cert_file = /c.pem\nsmtp_tls_key_file = /k.pem\n", err, sizeof err),
+              CONFIG_OK);
+    CHECK_STR(c.key_file, "/k.pem");
+    CHECK_INT(parse(&c, "smtp_tls_key_file = /k.pem\n", err, sizeof err), CONFIG_INVALID);
+    CHECK_HAS(err, "main.cf:1: smtp_tls_key_file = /k.pem");
+    CHECK_HAS(err, "smtp_tls_cert_file");
+    config_free(&c);
+}
+
+static void test_state(void)
+{
+    struct config c = {0};
+    char err[1024], *dir = NULL;
+
+    CHECK_INT(parse(&c, "", err, sizeof err), CONFIG_OK);
+    CHECK(c.data_directory == NULL);
+    CHECK_INT(c.session_cache_timeout, 3600);
+    /* Postfix's usual line loads; the table type and place do not matter. */
+    CHECK_INT(parse(&c, "data_directory = /var/lib/hato-test/\n"
+                        "smtp_tls_session_cache_database = btree:${data_directory}/smtp_scache\n"
+                        "smtp_tls_session_cache_timeout = 1h\n", err, sizeof err), CONFIG_OK);
+    CHECK_STR(c.data_directory, "/var/lib/hato-test/");
+    CHECK_INT(c.session_cache_timeout, 3600);
+    CHECK_STR(warnings, "");
+    CHECK_INT(parse(&c, "smtp_tls_session_cache_timeout = 2d\n", err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.session_cache_timeout, 172800);
+    CHECK_INT(parse(&c, "smtp_tls_session_cache_timeout = often\n", err, sizeof err), CONFIG_INVALID);
+    CHECK_HAS(err, "main.cf:1: smtp_tls_session_cache_timeout = often");
+    CHECK_INT(parse(&c, "data_directory = state\n", err, sizeof err), CONFIG_INVALID);
+    CHECK_HAS(err, "main.cf:1: data_directory = state: not an absolute path");
+
+    CHECK_INT(config_state_dir("/srv/hato/", 1000, "/x", "/home/a", &dir), 0);
+    CHECK_STR(dir, "/srv/hato");
+    free(dir);
+    CHECK_INT(config_state_dir(NULL, 0, "/root/.state", "/root", &dir), 0);
+    CHECK_STR(dir, "/var/lib/hato");
+    free(dir);
+    CHECK_INT(config_state_dir(NULL, 1000, "/home/a/.st", "/home/a", &dir), 0);
+    CHECK_STR(dir, "/home/a/.st/hato");
+    free(dir);
+    /* A relative XDG_STATE_HOME is ignored, as the XDG spec says. */
+    CHECK_INT(config_state_dir(NULL, 1000, "rel", "/home/a/", &dir), 0);
+    CHECK_STR(dir, "/home/a/.local/state/hato");
+    free(dir);
+    CHECK_INT(config_state_dir(NULL, 1000, NULL, NULL, &dir), -1);
+    CHECK(dir == NULL);
+    config_free(&c);
+}
+
+static void test_sasl_sources(void)
+{
+    struct config c = {0};
+    char err[1024];
+
+    CHECK_INT(parse(&c, "", err, sizeof err), CONFIG_OK);
+    CHECK(!c.sender_dependent);
+    CHECK(c.password_command == NULL);
+    CHECK_STR(c.password_credential, "hato-password");
+    CHECK(!c.password_credential_set);
+    CHECK(c.config_user == NULL && c.config_password == NULL);
+
+    CHECK_INT(parse(&c, "smtp_sender_dependent_authentication = yes\n"
+                        "smtp_sasl_password_command = /usr/bin/secret-tool lookup host smtp\n"
+                        "smtp_sasl_password_credential = smtp-token\n", err, sizeof err), CONFIG_OK);
+    CHECK(c.sender_dependent);
+    CHECK_STR(c.password_command, "/usr/bin/secret-tool lookup host smtp");
+    CHECK_STR(c.password_credential, "smtp-token");
+    CHECK(c.password_credential_set);
+    CHECK_STR(warnings, "");
+
+    CHECK_INT(parse(&c, "smtp_sasl_password_command = secret-tool lookup\n", err, sizeof err),
+              CONFIG_INVALID);
+    CHECK_HAS(err, "main.cf:1: smtp_sasl_password_command = secret-tool lookup");
+    CHECK_HAS(err, "absolute path");
+    CHECK_INT(parse(&c, "smtp_sender_dependent_authentication = perhaps\n", err, sizeof err),
+              CONFIG_INVALID);
+    CHECK_HAS(err, "yes or no");
+    CHECK_INT(parse(&c, "smtp_sasl_password_credential = ../etc/shadow\n", err, sizeof err),
+              CONFIG_INVALID);
+    CHECK_HAS(err, "main.cf:1: smtp_sasl_password_credential = ../etc/shadow");
+    CHECK_HAS(err, "LoadCredential=");
+
+    /* The password in the configuration: taken as written ('$' and ':'
+     * included), never echoed in a message. */
+    CHECK_INT(parse(&c, "smtp_sasl_password = alice@example.com:pa$$:word\n", err, sizeof err),
+              CONFIG_OK);
+    CHECK_STR(c.config_user, "alice@example.com");
+    CHECK_STR(c.config_password, "pa$$:word");
+    CHECK_INT(c.config_password_line, 1);
+    CHECK_INT(parse(&c, "smtp_sasl_password = s3cr3t-no-colon\n", err, sizeof err), CONFIG_INVALID);
+    CHECK_HAS(err, "main.cf:1: smtp_sasl_password");
+    CHECK_HAS(err, "user:password");
+    CHECK(strstr(err, "s3cr3t") == NULL);
+    CHECK_INT(parse(&c, "smtp_sasl_password = u:s3cr3t\nmyhostname = $smtp_sasl_password\n", err,
+                    sizeof err), CONFIG_INVALID);
+    CHECK_HAS(err, "may not be referenced");
+    CHECK(strstr(err, "s3cr3t") == NULL);
+    CHECK_INT(parse(&c, "smtp_sasl_password u:s3cr3t\n", err, sizeof err), CONFIG_INVALID);
+    CHECK_HAS(err, "main.cf:1:");
+    CHECK(strstr(err, "s3cr3t") == NULL);
+    CHECK_INT(parse(&c, "smtp_sasl_password u:s3cr3t = x\n", err, sizeof err), CONFIG_INVALID);
+    CHECK(strstr(err, "s3cr3t") == NULL);
+    config_free(&c);
+}
+
+static void test_config_password_mode(void)
+{
+    char path[] = "/tmp/hato-test-conf-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    const char *text = "relayhost = [smtp.example.com]\nsmtp_sasl_password = bob:hunter2\n";
+    CHECK_INT(write(fd, text, strlen(text)), (long long)strlen(text));
+    close(fd);
+    struct config c;
+    char err[1024], want[300];
+    warnings[0] = '\0';
+    /* mkstemp makes mode 600. */
+    CHECK_INT(config_load(&c, path, &env, err, sizeof err), CONFIG_OK);
+    CHECK_STR(c.config_user, "bob");
+    CHECK_STR(c.config_password, "hunter2");
+    config_free(&c);
+
+    CHECK_INT(chmod(path, 0640), 0);
+    CHECK_INT(config_load(&c, path, &env, err, sizeof err), CONFIG_INVALID);
+    snprintf(want, sizeof want, "%s:2: smtp_sasl_password is set but %s may be read by other users "
+                                "(mode 640); run: chmod 600 %s", path, path, path);
+    CHECK_HAS(err, want);
+    CHECK(strstr(err, "hunter2") == NULL);
+    CHECK(c.config_password == NULL);
+    config_free(&c);
+
+    /* Without the password the same file is fine at any mode. */
+    const char *plain = "relayhost = [smtp.example.com]\n";
+    fd = open(path, O_WRONLY | O_TRUNC);
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+        CHECK_INT(write(fd, plain, strlen(plain)), (long long)strlen(plain));
+        close(fd);
+    }
+    CHECK_INT(chmod(path, 0644), 0);
+    CHECK_INT(config_load(&c, path, &env, err, sizeof err), CONFIG_OK);
+    config_free(&c);
+    unlink(path);
+}
+
+static void test_parse_relay(void)
+{
+    char *host = NULL;
+    uint16_t port = 1;
+    bool br = false;
+    const char *why = NULL;
+    CHECK_INT(config_parse_relay("[smtp.example.com]:465", &host, &port, &br, &why), 0);
+    CHECK_STR(host, "smtp.example.com");
+    CHECK_INT(port, 465);
+    CHECK(br);
+    free(host);
+    CHECK_INT(config_parse_relay("[2001:db8::1]", &host, &port, &br, &why), 0);
+    CHECK_STR(host, "2001:db8::1");
+    CHECK_INT(port, 0);
+    free(host);
+    CHECK_INT(config_parse_relay("mx.example:smtp", &host, &port, &br, &why), 0);
+    CHECK_INT(port, 25);
+    CHECK(!br);
+    free(host);
+    CHECK_INT(config_parse_relay("[x]:0", &host, &port, &br, &why), -1);
+    CHECK(host == NULL);
+    CHECK_HAS(why, "1 to 65535");
+    CHECK_INT(config_parse_relay("", &host, &port, &br, &why), -1);
+}
+
 int main(void)
 {
     test_defaults();
@@ -421,5 +754,12 @@ int main(void)
     test_misspellings();
     test_capath_file();
     test_load();
+    test_protocols();
+    test_fingerprints();
+    test_client_cert();
+    test_state();
+    test_sasl_sources();
+    test_config_password_mode();
+    test_parse_relay();
     return check_finish("config");
 }

@@ -147,10 +147,92 @@ static void test_file(void)
     unlink(db);
 }
 
+/* A mode-600 file in dir holding text; its path in out. */
+static void write_table(const char *dir, const char *name, const char *text, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s", dir, name);
+    FILE *f = fopen(out, "w");
+    CHECK(f != NULL);
+    if (f == NULL)
+        return;
+    fputs(text, f);
+    fclose(f);
+    CHECK_INT(chmod(out, 0600), 0);
+}
+
+static void test_sender_dependent(void)
+{
+    char dir[] = "/tmp/hato-test-maps-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char a[300], b[300], err[1024], found[1200];
+    /* Table a: the relay and a domain; table b: one exact sender. */
+    write_table(dir, "a", "[smtp.example.com]:587 relayuser:r\n@example.org domainuser:d\n", a, sizeof a);
+    write_table(dir, "b", "alice@example.org aliceuser:x\nsmtp.example.com hostuser:h\n", b, sizeof b);
+    const char *both[] = {a, b};
+    char *u = NULL, *p = NULL;
+    int e = 0;
+
+    /* Postfix's order: the exact address in every table first... */
+    CHECK_INT(maps_find(both, 2, "smtp_sasl_password_maps", "alice@example.org", "smtp.example.com",
+                        587, &u, &p, found, sizeof found, &e, err, sizeof err), MAPS_FOUND);
+    CHECK_STR(u, "aliceuser");
+    CHECK_STR(p, "x");
+    char want[700];
+    snprintf(want, sizeof want, "%s alice@example.org", b);
+    CHECK_STR(found, want);
+    wipe_free_str(u);
+    wipe_free_str(p);
+    /* ...then @domain in every table... */
+    CHECK_INT(maps_find(both, 2, "k", "bob@example.org", "smtp.example.com", 587, &u, &p, found,
+                        sizeof found, &e, err, sizeof err), MAPS_FOUND);
+    CHECK_STR(u, "domainuser");
+    snprintf(want, sizeof want, "%s @example.org", a);
+    CHECK_STR(found, want);
+    wipe_free_str(u);
+    wipe_free_str(p);
+    /* ...then the relay, each table for all its forms before the next. */
+    CHECK_INT(maps_find(both, 2, "k", "carol@example.net", "smtp.example.com", 587, &u, &p, found,
+                        sizeof found, &e, err, sizeof err), MAPS_FOUND);
+    CHECK_STR(u, "relayuser");
+    snprintf(want, sizeof want, "%s [smtp.example.com]:587", a);
+    CHECK_STR(found, want);
+    wipe_free_str(u);
+    wipe_free_str(p);
+    const char *b_first[] = {b, a};
+    CHECK_INT(maps_find(b_first, 2, "k", NULL, "smtp.example.com", 587, &u, &p, found, sizeof found,
+                        &e, err, sizeof err), MAPS_FOUND);
+    CHECK_STR(u, "hostuser");
+    wipe_free_str(u);
+    wipe_free_str(p);
+    /* Not sender-dependent (NULL) and the null sender: the relay only. */
+    CHECK_INT(maps_find(both, 2, "k", NULL, "smtp.example.com", 587, &u, &p, NULL, 0, &e, err,
+                        sizeof err), MAPS_FOUND);
+    CHECK_STR(u, "relayuser");
+    wipe_free_str(u);
+    wipe_free_str(p);
+    CHECK_INT(maps_find(both, 2, "k", "", "smtp.example.com", 587, &u, &p, NULL, 0, &e, err,
+                        sizeof err), MAPS_FOUND);
+    CHECK_STR(u, "relayuser");
+    wipe_free_str(u);
+    wipe_free_str(p);
+    CHECK_INT(maps_find(both, 2, "k", "x@y.example", "other.example", 587, &u, &p, NULL, 0, &e, err,
+                        sizeof err), MAPS_NOT_FOUND);
+    CHECK(u == NULL && p == NULL);
+    /* An error in a table stops the search and names it. */
+    CHECK_INT(chmod(b, 0644), 0);
+    CHECK_INT(maps_find(both, 2, "smtp_sasl_password_maps", "alice@example.org", "smtp.example.com",
+                        587, &u, &p, NULL, 0, &e, err, sizeof err), MAPS_ERR_MODE);
+    CHECK_HAS(err, b);
+    unlink(a);
+    unlink(b);
+    rmdir(dir);
+}
+
 int main(void)
 {
     test_order();
     test_format();
     test_file();
+    test_sender_dependent();
     return check_finish("maps");
 }

@@ -12,6 +12,7 @@
 #include <gsasl.h>
 
 #include "check.h"
+#include "sasl/oauth.h"
 #include "util/secret.h"
 
 #define USER "user"
@@ -74,6 +75,10 @@ static void test_lib(sasl_lib *lib)
     CHECK_HAS(m, "DIGEST-MD5");
     CHECK_HAS(m, "SCRAM-SHA-1");
     CHECK_HAS(m, "SCRAM-SHA-256");
+    CHECK_HAS(m, "SCRAM-SHA-256-PLUS");
+    CHECK_HAS(m, "EXTERNAL");
+    /* hato's own. */
+    CHECK_HAS(m, " OAUTHBEARER XOAUTH2");
     for (const char *p = m; p != NULL && *p != '\0'; p++)
         CHECK(!(*p >= 'a' && *p <= 'z'));
     /* What sasl_select needs from it: the best it can run. */
@@ -211,6 +216,10 @@ static int server_callback(Gsasl *ctx, Gsasl_session *s, Gsasl_property prop)
             return GSASL_OK;
         return GSASL_AUTHENTICATION_ERROR;
     }
+    case GSASL_VALIDATE_EXTERNAL:
+        /* The TLS layer vouched for the client; an empty authzid means
+         * "whoever the certificate says". */
+        return GSASL_OK;
     default:
         return GSASL_NO_CALLBACK;
     }
@@ -218,7 +227,8 @@ static int server_callback(Gsasl *ctx, Gsasl_session *s, Gsasl_property prop)
 
 typedef enum tamper {
     TAMPER_NONE,
-    TAMPER_SERVER_FINAL, /* change the server's SCRAM signature */
+    TAMPER_SERVER_FINAL, /* change the server's SCRAM signature, or
+                            DIGEST-MD5's rspauth */
     TAMPER_NONCE,        /* a server nonce that does not extend ours */
 } tamper;
 
@@ -230,11 +240,20 @@ typedef struct outcome {
     char server_authid[64];
 } outcome;
 
+/* Channel binding the server sees (type NULL: none). */
+typedef struct server_cb {
+    const char *type;
+    const char *b64;
+} server_cb;
+
 /* Runs mech between hato's client and a libgsasl server that knows
  * server_password, as SMTP AUTH would carry it: client-first mechanisms
- * start with the client's initial response, the others with an empty 334. */
-static outcome run(sasl_lib *lib, const char *mech, const char *client_password,
-                   const char *server_password, tamper how)
+ * start with the client's initial response, the others with an empty 334.
+ * client_cb and scb: the binding on each side (NULL: none). */
+static outcome run_cb(sasl_lib *lib, const char *mech,
+                      const char *client_password, const char *server_password,
+                      tamper how, const sasl_params *client_cb,
+                      const server_cb *scb)
 {
     outcome out = { .server_rc = GSASL_NEEDS_MORE, .client = SASL_FAIL };
     server_creds creds = { USER, server_password };
@@ -258,9 +277,21 @@ static outcome run(sasl_lib *lib, const char *mech, const char *client_password,
         goto done;
     gsasl_property_set(server, GSASL_SERVICE, "smtp");
     gsasl_property_set(server, GSASL_HOSTNAME, HOST);
+    if (scb != NULL && scb->type != NULL)
+        gsasl_property_set(server,
+                           strcmp(scb->type, "tls-unique") == 0
+                               ? GSASL_CB_TLS_UNIQUE
+                               : GSASL_CB_TLS_EXPORTER,
+                           scb->b64);
 
-    x = sasl_exchange_new(lib, mech, USER, client_password, HOST, err,
-                          sizeof err);
+    sasl_params params = { .user = USER, .password = client_password,
+                           .host = HOST };
+    if (client_cb != NULL) {
+        params.cb_type = client_cb->cb_type;
+        params.cb_data = client_cb->cb_data;
+        params.cb_len = client_cb->cb_len;
+    }
+    x = sasl_exchange_start(lib, mech, &params, err, sizeof err);
     CHECK(x != NULL);
     if (x == NULL)
         goto done;
@@ -284,6 +315,15 @@ static outcome run(sasl_lib *lib, const char *mech, const char *client_password,
         if (out.server_rc == GSASL_OK && (to_client == NULL || to_client[0] == '\0'))
             break; /* 235 with nothing more to say */
 
+        if (how != TAMPER_NONE && strncmp(upper, "DIGEST-MD5", 10) == 0) {
+            char raw[512];
+            if (decode(to_client, raw, sizeof raw) > 10 &&
+                strncmp(raw, "rspauth=", 8) == 0 && how == TAMPER_SERVER_FINAL) {
+                raw[8] = raw[8] == 'a' ? 'b' : 'a';
+                gsasl_free(to_client);
+                to_client = encode(raw);
+            }
+        }
         if (how != TAMPER_NONE && strncmp(upper, "SCRAM-", 6) == 0) {
             char raw[512];
             if (decode(to_client, raw, sizeof raw) > 2) {
@@ -329,6 +369,12 @@ done:
     gsasl_finish(server);
     gsasl_done(sctx);
     return out;
+}
+
+static outcome run(sasl_lib *lib, const char *mech, const char *client_password,
+                   const char *server_password, tamper how)
+{
+    return run_cb(lib, mech, client_password, server_password, how, NULL, NULL);
 }
 
 static void test_against_server(sasl_lib *lib)
@@ -387,10 +433,10 @@ static void test_errors(sasl_lib *lib)
     char *resp = NULL;
     sasl_exchange *x;
 
-    /* Not in libgsasl. */
-    x = sasl_exchange_new(lib, "XOAUTH2", USER, PASSWORD, HOST, err, sizeof err);
+    /* Not in libgsasl, nor in hato. */
+    x = sasl_exchange_new(lib, "NOPE", USER, PASSWORD, HOST, err, sizeof err);
     CHECK(x == NULL);
-    CHECK_STR(err, "XOAUTH2 is not supported by libgsasl");
+    CHECK_STR(err, "NOPE is not supported by libgsasl");
     CHECK(clean(err));
     x = sasl_exchange_new(lib, "", USER, PASSWORD, HOST, err, sizeof err);
     CHECK(x == NULL);
@@ -447,6 +493,439 @@ static void test_errors(sasl_lib *lib)
     CHECK(x == NULL);
 }
 
+/* ------------------------------------------------------------------ */
+/* DIGEST-MD5, EXTERNAL, SCRAM-*-PLUS                                   */
+
+static void test_digest_md5(sasl_lib *lib)
+{
+    char *resp = NULL;
+    char raw[1024];
+    /* The server's challenge, RFC 2831 section 2.1.1, with a realm. */
+    char *challenge = encode("realm=\"example.test\",nonce=\"OA6MG9tEQGm2hh\","
+                             "qop=\"auth,auth-int\",charset=utf-8,"
+                             "algorithm=md5-sess");
+    sasl_exchange *x = sasl_exchange_new(lib, "DIGEST-MD5", USER, PASSWORD,
+                                         HOST, err, sizeof err);
+
+    CHECK(x != NULL);
+    if (x == NULL || challenge == NULL)
+        goto done;
+    CHECK_INT(sasl_exchange_step(x, NULL, &resp, err, sizeof err), SASL_MORE);
+    CHECK(resp == NULL);
+    CHECK_INT(sasl_exchange_step(x, challenge, &resp, err, sizeof err),
+              SASL_MORE);
+    CHECK(decode(resp, raw, sizeof raw) > 0);
+    /* Authentication only: no integrity or confidentiality layer, even
+     * when the server offers one; the service and host in digest-uri. */
+    CHECK_HAS(raw, "qop=auth,");
+    CHECK(strstr(raw, "auth-int") == NULL);
+    CHECK_HAS(raw, "digest-uri=\"smtp/" HOST "\"");
+    CHECK_HAS(raw, "username=\"" USER "\"");
+    CHECK_HAS(raw, "realm=\"example.test\"");
+    CHECK(clean(raw));
+    secret_free(resp);
+done:
+    gsasl_free(challenge);
+    sasl_exchange_free(x);
+
+    /* A whole exchange ends with the server's rspauth checked... */
+    outcome o = run(lib, "DIGEST-MD5", PASSWORD, PASSWORD, TAMPER_NONE);
+    CHECK_INT(o.server_rc, GSASL_OK);
+    CHECK_INT(o.client, SASL_DONE);
+    /* ...and a wrong one refused: the server does not know the password. */
+    o = run(lib, "DIGEST-MD5", PASSWORD, PASSWORD, TAMPER_SERVER_FINAL);
+    CHECK_INT(o.client, SASL_FAIL);
+    CHECK(clean(err));
+}
+
+static void test_external(sasl_lib *lib)
+{
+    char *resp = NULL;
+    sasl_exchange *x = sasl_exchange_new(lib, "EXTERNAL", USER, NULL, HOST,
+                                         err, sizeof err);
+
+    CHECK(x != NULL);
+    if (x != NULL) {
+        /* An empty authorization identity: "AUTH EXTERNAL =". */
+        CHECK_INT(sasl_exchange_step(x, NULL, &resp, err, sizeof err),
+                  SASL_DONE);
+        CHECK_STR(resp, "");
+        secret_free(resp);
+    }
+    sasl_exchange_free(x);
+
+    outcome o = run(lib, "EXTERNAL", NULL, PASSWORD, TAMPER_NONE);
+    CHECK_INT(o.server_rc, GSASL_OK);
+    CHECK_INT(o.client, SASL_DONE);
+}
+
+/* 32 bytes, as tls-exporter gives them (RFC 9266 section 2). */
+static const unsigned char exporter[32] = {
+    0x10, 0x21, 0x32, 0x43, 0x54, 0x65, 0x76, 0x87, 0x98, 0xa9, 0xba,
+    0xcb, 0xdc, 0xed, 0xfe, 0x0f, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
+    0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0x00,
+};
+
+static char *encode_bytes(const unsigned char *b, size_t n)
+{
+    char *b64 = NULL;
+
+    if (gsasl_base64_to((const char *)b, n, &b64, NULL) != GSASL_OK)
+        return NULL;
+    return b64;
+}
+
+static void test_plus(sasl_lib *lib)
+{
+    static const char *const mechs[] = { "SCRAM-SHA-256-PLUS",
+                                         "SCRAM-SHA-1-PLUS" };
+    unsigned char other[sizeof exporter];
+    char *same_b64 = encode_bytes(exporter, sizeof exporter);
+    char *unique_b64 = encode_bytes(exporter, 12);
+    char *other_b64;
+    sasl_params cb = { .cb_type = "tls-exporter", .cb_data = exporter,
+                       .cb_len = sizeof exporter };
+
+    memcpy(other, exporter, sizeof other);
+    other[31] ^= 1;
+    other_b64 = encode_bytes(other, sizeof other);
+    if (same_b64 == NULL || other_b64 == NULL || unique_b64 == NULL)
+        goto done;
+
+    for (size_t i = 0; i < sizeof mechs / sizeof mechs[0]; i++) {
+        /* Both ends hold the same channel: success, both ways proven. */
+        server_cb scb = { "tls-exporter", same_b64 };
+        outcome o = run_cb(lib, mechs[i], PASSWORD, PASSWORD, TAMPER_NONE,
+                           &cb, &scb);
+        CHECK_INT(o.server_rc, GSASL_OK);
+        CHECK_INT(o.client, SASL_DONE);
+        CHECK(strncmp(o.first, "p=tls-exporter,,n=" USER ",r=", 22) == 0);
+        if (o.server_rc != GSASL_OK)
+            fprintf(stderr, "  (%s: %s)\n", mechs[i], err);
+
+        /* Different channels (a man in the middle with two TLS sessions):
+         * the server refuses, password right or not. */
+        scb.b64 = other_b64;
+        o = run_cb(lib, mechs[i], PASSWORD, PASSWORD, TAMPER_NONE, &cb, &scb);
+        CHECK(o.server_rc != GSASL_OK);
+        CHECK(o.client != SASL_DONE);
+
+        /* tls-unique (TLS 1.2), named as such. */
+        sasl_params uniq = { .cb_type = "tls-unique", .cb_data = exporter,
+                             .cb_len = 12 };
+        server_cb suniq = { "tls-unique", unique_b64 };
+        o = run_cb(lib, mechs[i], PASSWORD, PASSWORD, TAMPER_NONE, &uniq,
+                   &suniq);
+        CHECK_INT(o.server_rc, GSASL_OK);
+        CHECK_INT(o.client, SASL_DONE);
+        CHECK(strncmp(o.first, "p=tls-unique,,n=" USER ",r=", 20) == 0);
+    }
+
+    /* Without binding data, a -PLUS exchange does not start. */
+    sasl_exchange *x = sasl_exchange_new(lib, "SCRAM-SHA-256-PLUS", USER,
+                                         PASSWORD, HOST, err, sizeof err);
+    CHECK(x == NULL);
+    CHECK_STR(err, "SCRAM-SHA-256-PLUS needs TLS channel binding, which this "
+                   "connection does not provide");
+    sasl_params odd = cb;
+    odd.cb_type = "tls-server-end-point";
+    sasl_params p = { .user = USER, .password = PASSWORD, .host = HOST,
+                      .cb_type = odd.cb_type, .cb_data = exporter,
+                      .cb_len = sizeof exporter };
+    x = sasl_exchange_start(lib, "SCRAM-SHA-256-PLUS", &p, err, sizeof err);
+    CHECK(x == NULL);
+    CHECK_HAS(err, "tls-server-end-point is not known");
+
+    /* The plain variants ignore binding data: "n,," (libgsasl 2.2 fails
+     * the "y" flag), and work against a server that has none. */
+    outcome o = run_cb(lib, "SCRAM-SHA-256", PASSWORD, PASSWORD, TAMPER_NONE,
+                       &cb, NULL);
+    CHECK_INT(o.server_rc, GSASL_OK);
+    CHECK_INT(o.client, SASL_DONE);
+    CHECK(strncmp(o.first, "n,,n=" USER ",r=", 9) == 0);
+done:
+    gsasl_free(same_b64);
+    gsasl_free(other_b64);
+    gsasl_free(unique_b64);
+}
+
+/* ------------------------------------------------------------------ */
+/* XOAUTH2 and OAUTHBEARER                                              */
+
+/* Google's example token and the RFC 7628 one. */
+#define GTOKEN "ya29.vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg"
+#define RTOKEN "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg=="
+
+static sasl_exchange *oauth_new(sasl_lib *lib, const char *mech,
+                                const char *user, const char *token,
+                                const char *host, unsigned port)
+{
+    sasl_params p = { .user = user, .password = token, .host = host,
+                      .port = port };
+    return sasl_exchange_start(lib, mech, &p, err, sizeof err);
+}
+
+static void test_oauth_initial(sasl_lib *lib)
+{
+    char *resp = NULL;
+    char raw[512];
+    sasl_exchange *x;
+
+    /* developers.google.com/gmail/imap/xoauth2-protocol, byte for byte. */
+    x = oauth_new(lib, "xoauth2", "someuser@example.com", GTOKEN, HOST, 587);
+    CHECK(x != NULL);
+    if (x != NULL) {
+        CHECK_INT(sasl_exchange_step(x, NULL, &resp, err, sizeof err),
+                  SASL_DONE);
+        CHECK_STR(resp, "dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5"
+                        "YTI5LnZGOWRmdDRxbVRjMk52YjNSbGNrQmhiSFJoZG1semRHRXVZ"
+                        "Mjl0Q2cBAQ==");
+        secret_free(resp);
+        CHECK(sasl_exchange_server_error(x) == NULL);
+    }
+    sasl_exchange_free(x);
+
+    /* RFC 7628 section 4.1, byte for byte. */
+    x = oauth_new(lib, "OAUTHBEARER", "user@example.com", RTOKEN,
+                  "server.example.com", 143);
+    CHECK(x != NULL);
+    if (x != NULL) {
+        CHECK_INT(sasl_exchange_step(x, NULL, &resp, err, sizeof err),
+                  SASL_DONE);
+        CHECK_STR(resp, "bixhPXVzZXJAZXhhbXBsZS5jb20sAWhvc3Q9c2VydmVyLmV4YW1w"
+                        "bGUuY29tAXBvcnQ9MTQzAWF1dGg9QmVhcmVyIHZGOWRmdDRxbVRj"
+                        "Mk52YjNSbGNrQmhiSFJoZG1semRHRXVZMjl0Q2c9PQEB");
+        secret_free(resp);
+    }
+    sasl_exchange_free(x);
+
+    /* RFC 5801 section 4: ',' and '=' in the user are escaped; no user,
+     * no a=; no port, no port=. */
+    x = oauth_new(lib, "OAUTHBEARER", "a,b=c", "t0k", "h", 0);
+    CHECK(x != NULL);
+    if (x != NULL) {
+        sasl_exchange_step(x, NULL, &resp, err, sizeof err);
+        CHECK_INT(decode(resp, raw, sizeof raw), 39);
+        CHECK(memcmp(raw, "n,a=a=2Cb=3Dc,\001host=h\001auth=Bearer t0k\001\001",
+                     39) == 0);
+        secret_free(resp);
+    }
+    sasl_exchange_free(x);
+    x = oauth_new(lib, "OAUTHBEARER", NULL, "t0k", NULL, 25);
+    CHECK(x != NULL);
+    if (x != NULL) {
+        sasl_exchange_step(x, NULL, &resp, err, sizeof err);
+        CHECK_INT(decode(resp, raw, sizeof raw), 29);
+        CHECK(memcmp(raw, "n,,\001port=25\001auth=Bearer t0k\001\001", 29) == 0);
+        secret_free(resp);
+    }
+    sasl_exchange_free(x);
+
+    /* Tokens that would break the message are refused, and not shown. */
+    static const char *const bad[] = { "tok en", "tok\n", "tok\001x", "=abc",
+                                       "a=b", "" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        x = oauth_new(lib, "XOAUTH2", USER, bad[i], HOST, 587);
+        CHECK(x == NULL);
+        if (bad[i][0] != '\0')
+            CHECK(strstr(err, bad[i]) == NULL);
+        sasl_exchange_free(x);
+    }
+    x = oauth_new(lib, "XOAUTH2", USER, "tok en", HOST, 587);
+    CHECK(x == NULL);
+    CHECK_HAS(err, "the OAuth access token holds a character a bearer token "
+                   "may not");
+    x = oauth_new(lib, "XOAUTH2", USER, NULL, HOST, 587);
+    CHECK(x == NULL);
+    CHECK_HAS(err, "no OAuth access token");
+    x = oauth_new(lib, "XOAUTH2", NULL, "t0k", HOST, 587);
+    CHECK(x == NULL);
+    CHECK_STR(err, "XOAUTH2 needs a user name");
+    x = oauth_new(lib, "XOAUTH2", "us\001er", "t0k", HOST, 587);
+    CHECK(x == NULL);
+    CHECK_HAS(err, "control character");
+}
+
+static void test_oauth_failure(sasl_lib *lib)
+{
+    char *resp = NULL;
+    char *json = encode("{\"status\":\"invalid_token\",\"scope\":\"example_scope\","
+                        "\"openid-configuration\":\"https://example.com/"
+                        ".well-known/openid-configuration\"}");
+    char *google = encode("{\"status\":\"401\",\"schemes\":\"bearer\","
+                          "\"scope\":\"https://mail.google.com/\"}");
+    sasl_exchange *x;
+
+    /* OAUTHBEARER: the error challenge is answered with 0x01 (RFC 7628
+     * section 3.2.3), and its content kept for the 535's message. */
+    x = oauth_new(lib, "OAUTHBEARER", USER, RTOKEN, HOST, 587);
+    CHECK(x != NULL);
+    if (x == NULL || json == NULL || google == NULL)
+        goto done;
+    CHECK_INT(sasl_exchange_step(x, NULL, &resp, err, sizeof err), SASL_DONE);
+    secret_free(resp);
+    CHECK_INT(sasl_exchange_step(x, json, &resp, err, sizeof err), SASL_DONE);
+    CHECK_STR(resp, "AQ==");
+    secret_free(resp);
+    CHECK_STR(sasl_exchange_server_error(x),
+              "status invalid_token, scope example_scope, "
+              "openid-configuration https://example.com/.well-known/"
+              "openid-configuration");
+    /* Nothing more may come. */
+    CHECK_INT(sasl_exchange_step(x, json, &resp, err, sizeof err), SASL_FAIL);
+    CHECK(resp == NULL);
+    CHECK_STR(err, "the server sent a challenge after the exchange was over");
+    sasl_exchange_free(x);
+
+    /* XOAUTH2: Google's challenge, answered with an empty line. */
+    x = oauth_new(lib, "XOAUTH2", USER, GTOKEN, HOST, 587);
+    CHECK(x != NULL);
+    if (x == NULL)
+        goto done;
+    CHECK_INT(sasl_exchange_step(x, NULL, &resp, err, sizeof err), SASL_DONE);
+    secret_free(resp);
+    CHECK_INT(sasl_exchange_step(x, google, &resp, err, sizeof err), SASL_DONE);
+    CHECK_STR(resp, "");
+    secret_free(resp);
+    CHECK_STR(sasl_exchange_server_error(x),
+              "status 401, scope https://mail.google.com/");
+    sasl_exchange_free(x);
+
+    /* Not base64 still gets its answer, and says so. */
+    x = oauth_new(lib, "OAUTHBEARER", USER, RTOKEN, HOST, 587);
+    if (x != NULL) {
+        sasl_exchange_step(x, NULL, &resp, err, sizeof err);
+        secret_free(resp);
+        CHECK_INT(sasl_exchange_step(x, "%%%", &resp, err, sizeof err),
+                  SASL_DONE);
+        CHECK_STR(resp, "AQ==");
+        secret_free(resp);
+        CHECK_STR(sasl_exchange_server_error(x),
+                  "the server's error challenge is not valid base64");
+    }
+    sasl_exchange_free(x);
+done:
+    gsasl_free(json);
+    gsasl_free(google);
+}
+
+static bool printable_line(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return false;
+    return true;
+}
+
+static const char *summary(const char *json, const char *token)
+{
+    static char out[512];
+
+    oauth_error_summary(json, strlen(json), token, out, sizeof out);
+    CHECK(printable_line(out));
+    return out;
+}
+
+static void test_oauth_json(void)
+{
+    /* Numbers and nested values; unknown keys skipped; any order. */
+    CHECK_STR(summary(" { \"x\" : [1, {\"a\": null}], \"scope\": \"s1 s2\", "
+                      "\"status\" : 401 } ", NULL),
+              "status 401, scope s1 s2");
+    /* Escapes: printable ASCII as itself, the rest as '?'. */
+    CHECK_STR(summary("{\"status\":\"a\\u0041\\u0007\\n\\\"\\/\\\\\"}", NULL),
+              "status aA??\"/\\");
+    CHECK_STR(summary("{\"status\":\"\xc3\xa9t\xc3\xa9\"}", NULL),
+              "status ??t??");
+    /* Malformed in many ways. */
+    static const char *const bad[] = {
+        "", "{", "{\"status\":\"x\"", "{\"status\":\"x\",}", "[\"status\"]",
+        "{\"status\" \"x\"}", "{\"status\":\"x\"} trailing", "{status:1}",
+        "{\"status\":\"raw\tcontrol\"}", "{\"status\":\"\\q\"}",
+        "{\"status\":\"\\u12\"}", "{\"a\":}", "null",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *got = summary(bad[i], NULL);
+        CHECK(strstr(got, "not valid JSON") != NULL ||
+              strstr(got, "is empty") != NULL);
+    }
+    /* Deep nesting is refused, not recursed into. */
+    char deep[256];
+    size_t n = 0;
+    n += (size_t)snprintf(deep, sizeof deep, "{\"x\":");
+    for (int i = 0; i < 40; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < 40; i++)
+        deep[n++] = ']';
+    deep[n++] = '}';
+    deep[n] = '\0';
+    CHECK_HAS(summary(deep, NULL), "not valid JSON");
+    /* No status. */
+    CHECK_STR(summary("{\"schemes\":\"bearer\"}", NULL),
+              "the server's error challenge names no status");
+    /* Huge: refused whole. */
+    static char huge[OAUTH_CHALLENGE_MAX + 64];
+    memset(huge, ' ', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    memcpy(huge, "{\"status\":\"x\"}", 14);
+    CHECK_STR(summary(huge, NULL), "the server's error challenge is too long "
+                                   "to read");
+    /* A long value is cut with "...". */
+    char longv[600];
+    n = (size_t)snprintf(longv, sizeof longv, "{\"scope\":\"");
+    for (int i = 0; i < 400; i++)
+        longv[n++] = (char)('a' + i % 26);
+    memcpy(longv + n, "\"}", 3);
+    const char *got = summary(longv, NULL);
+    CHECK_INT(strlen(got), strlen("scope ") + OAUTH_VALUE_MAX + 3);
+    CHECK(strcmp(got + strlen(got) - 3, "...") == 0);
+    /* A server echoing the token, whole or in part: not repeated. */
+    CHECK_STR(summary("{\"status\":\"invalid_token\",\"scope\":\"" GTOKEN "\"}",
+                      GTOKEN),
+              "status invalid_token, scope [redacted]");
+    CHECK_STR(summary("{\"status\":\"bad ya29.vF9dft4qmTc2 here\"}", GTOKEN),
+              "status [redacted]");
+    /* A small buffer: cut, marked, never overrun. */
+    char small[24];
+    memset(small, '#', sizeof small);
+    oauth_error_summary("{\"status\":\"invalid_token\",\"scope\":\"x\"}", 39,
+                        NULL, small, 16);
+    CHECK_INT(strlen(small), 15);
+    CHECK(strcmp(small + 12, "...") == 0);
+    CHECK(small[16] == '#');
+    oauth_error_summary("{}", 2, NULL, NULL, 0);
+}
+
+static void test_base64(void)
+{
+    unsigned char out[16];
+    size_t n = 99;
+    char *e;
+
+    e = oauth_b64_encode((const unsigned char *)"", 0);
+    CHECK_STR(e, "");
+    secret_free(e);
+    e = oauth_b64_encode((const unsigned char *)"\001", 1);
+    CHECK_STR(e, "AQ==");
+    secret_free(e);
+    e = oauth_b64_encode((const unsigned char *)"ab\xff", 3);
+    CHECK_STR(e, "YWL/");
+    secret_free(e);
+    CHECK(oauth_b64_decode("YWL/", 4, out, sizeof out, &n));
+    CHECK_INT(n, 3);
+    CHECK(memcmp(out, "ab\xff", 3) == 0);
+    CHECK(oauth_b64_decode("AQ==", 4, out, sizeof out, &n));
+    CHECK_INT(n, 1);
+    CHECK(oauth_b64_decode("", 0, out, sizeof out, &n));
+    CHECK_INT(n, 0);
+    CHECK(!oauth_b64_decode("AQ=", 3, out, sizeof out, &n));
+    CHECK(!oauth_b64_decode("A===", 4, out, sizeof out, &n));
+    CHECK(!oauth_b64_decode("AQ=A", 4, out, sizeof out, &n));
+    CHECK(!oauth_b64_decode("AQ==AQ==", 8, out, sizeof out, &n));
+    CHECK(!oauth_b64_decode("A Q=", 4, out, sizeof out, &n));
+    CHECK(!oauth_b64_decode("YWJjZGVm", 8, out, 5, &n));
+}
+
 int main(void)
 {
     sasl_lib *lib = sasl_lib_new(err, sizeof err);
@@ -462,6 +941,13 @@ int main(void)
     test_cram_md5_rfc2195(lib);
     test_against_server(lib);
     test_errors(lib);
+    test_digest_md5(lib);
+    test_external(lib);
+    test_plus(lib);
+    test_oauth_initial(lib);
+    test_oauth_failure(lib);
+    test_oauth_json();
+    test_base64();
     sasl_lib_free(lib);
     return check_finish("sasl");
 }

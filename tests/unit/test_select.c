@@ -67,20 +67,208 @@ static void test_preference(void)
 
 static void test_only_preference_list(void)
 {
-    /* Later and unknown mechanisms are never chosen, even when strongest. */
+    /* Later, unknown, filter-only and binding-less mechanisms are never
+     * chosen, even when strongest. */
     CHECK(pick("SCRAM-SHA-256-PLUS XOAUTH2 OAUTHBEARER EXTERNAL GSSAPI NTLM "
-               "LOGIN", NULL, LIB_ALL, TLS_LINK, true));
+               "LOGIN", NULL, LIB_ALL, TLS_LINK | SASL_HAVE_CERT, true));
     CHECK_STR(mech, "LOGIN");
     CHECK(!pick("ANONYMOUS", NULL, LIB_ALL, 0, true));
     CHECK_STR(mech, "");
     CHECK_HAS(why, "ANONYMOUS is not supported by hato");
-    CHECK(!pick("SCRAM-SHA-256-PLUS SCRAM-SHA-1-PLUS XOAUTH2 NTLM SECURID",
-                NULL, LIB_ALL, TLS_LINK, true));
-    CHECK_HAS(why, "SCRAM-SHA-256-PLUS, SCRAM-SHA-1-PLUS and XOAUTH2 are not "
-                   "supported by hato yet");
+    CHECK(!pick("GSSAPI NTLM SECURID", NULL, LIB_ALL, TLS_LINK, true));
+    CHECK_HAS(why, "GSSAPI is not supported by hato yet");
     CHECK_HAS(why, "NTLM and SECURID are not supported by hato;");
-    CHECK_HAS(why, "; hato supports SCRAM-SHA-256 SCRAM-SHA-1 DIGEST-MD5 "
-                   "CRAM-MD5 PLAIN LOGIN");
+    CHECK_HAS(why, "; hato supports EXTERNAL OAUTHBEARER XOAUTH2 "
+                   "SCRAM-SHA-256-PLUS SCRAM-SHA-1-PLUS SCRAM-SHA-256 "
+                   "SCRAM-SHA-1 DIGEST-MD5 CRAM-MD5 PLAIN LOGIN");
+    CHECK(one_clean_line(why));
+}
+
+static void test_plus(void)
+{
+    const char *all = "SCRAM-SHA-1 SCRAM-SHA-256 SCRAM-SHA-1-PLUS "
+                      "SCRAM-SHA-256-PLUS PLAIN";
+
+    /* Binding data: the -PLUS variants first. */
+    CHECK(pick(all, NULL, LIB_ALL, TLS_LINK | SASL_HAVE_BINDING, true));
+    CHECK_STR(mech, "SCRAM-SHA-256-PLUS");
+    CHECK_STR(why, "also usable, less preferred: SCRAM-SHA-1 SCRAM-SHA-256 "
+                   "SCRAM-SHA-1-PLUS PLAIN");
+    /* Binding beats the stronger hash. */
+    CHECK(pick("SCRAM-SHA-256 SCRAM-SHA-1-PLUS", NULL, LIB_ALL,
+               TLS_LINK | SASL_HAVE_BINDING, true));
+    CHECK_STR(mech, "SCRAM-SHA-1-PLUS");
+    /* None: the plain SCRAMs, and the -PLUS ones are said to need it. */
+    CHECK(pick(all, NULL, LIB_ALL, TLS_LINK, true));
+    CHECK_STR(mech, "SCRAM-SHA-256");
+    CHECK_HAS(why, "SCRAM-SHA-1-PLUS and SCRAM-SHA-256-PLUS need TLS channel "
+                   "binding, which this TLS connection does not provide");
+    /* The filter can leave them out (a TLS-inspecting proxy breaks them). */
+    CHECK(pick(all, "scram-sha-256", LIB_ALL, TLS_LINK | SASL_HAVE_BINDING,
+               true));
+    CHECK_STR(mech, "SCRAM-SHA-256");
+    /* Only -PLUS offered, no binding: nothing, and no setting to advise. */
+    CHECK(!pick("SCRAM-SHA-256-PLUS", NULL, LIB_ALL, TLS_LINK, true));
+    CHECK_HAS(why, "SCRAM-SHA-256-PLUS needs TLS channel binding, which this "
+                   "TLS connection does not provide; hato supports");
+    CHECK(!pick("SCRAM-SHA-256-PLUS", NULL, LIB_ALL, PLAIN_LINK, true));
+    CHECK_HAS(why, "needs TLS channel binding, and this connection has no TLS");
+    /* A library without them. */
+    CHECK(pick(all, NULL, "SCRAM-SHA-1 SCRAM-SHA-256 PLAIN",
+               TLS_LINK | SASL_HAVE_BINDING, true));
+    CHECK_STR(mech, "SCRAM-SHA-256");
+    /* Still passwords. */
+    CHECK(!pick("SCRAM-SHA-256-PLUS", NULL, LIB_ALL,
+                TLS_LINK | SASL_HAVE_BINDING, false));
+    CHECK_HAS(why, "SCRAM-SHA-256-PLUS needs a password");
+}
+
+static void test_external(void)
+{
+    const char *offered = "PLAIN EXTERNAL SCRAM-SHA-256";
+
+    /* Named and a certificate: EXTERNAL, password or not. */
+    CHECK(pick(offered, "external", LIB_ALL, TLS_LINK | SASL_HAVE_CERT, false));
+    CHECK_STR(mech, "EXTERNAL");
+    CHECK(pick(offered, "external, scram-sha-256", LIB_ALL,
+               TLS_LINK | SASL_HAVE_CERT, true));
+    CHECK_STR(mech, "EXTERNAL");
+    /* A certificate alone does not choose it. */
+    CHECK(pick(offered, NULL, LIB_ALL, TLS_LINK | SASL_HAVE_CERT, true));
+    CHECK_STR(mech, "SCRAM-SHA-256");
+    CHECK_HAS(why, "EXTERNAL is used only when smtp_sasl_mechanism_filter "
+                   "names it");
+    /* Named without a certificate. */
+    CHECK(!pick(offered, "external", LIB_ALL, TLS_LINK, true));
+    CHECK_HAS(why, "EXTERNAL needs a client certificate on a TLS connection");
+    CHECK_HAS(why, "or configure a client certificate "
+                   "(smtp_tls_cert_file, smtp_tls_key_file)");
+    CHECK(!pick("EXTERNAL", "external", LIB_ALL, PLAIN_LINK, true));
+    CHECK_HAS(why, "use TLS (smtp_tls_security_level = encrypt) with a client "
+                   "certificate");
+    /* Not anonymous, not plaintext, not open to a dictionary. */
+    CHECK(pick("EXTERNAL", "external", LIB_ALL,
+               TLS_LINK | SASL_HAVE_CERT | SASL_NOPLAINTEXT |
+                   SASL_NODICTIONARY,
+               false));
+    CHECK_STR(mech, "EXTERNAL");
+    /* Case and empty "=" initial response: client first. */
+    CHECK(sasl_client_first("external"));
+}
+
+static void test_oauth(void)
+{
+    /* What Gmail offers. */
+    const char *gmail = "LOGIN PLAIN XOAUTH2 PLAIN-CLIENTTOKEN OAUTHBEARER XOAUTH";
+
+    /* No filter: a password mechanism; the token ones are not guessed. */
+    CHECK(pick(gmail, NULL, LIB_ALL, TLS_LINK, true));
+    CHECK_STR(mech, "PLAIN");
+    CHECK_HAS(why, "XOAUTH2 and OAUTHBEARER are used only when "
+                   "smtp_sasl_mechanism_filter names them");
+    CHECK(pick(gmail, "xoauth2", LIB_ALL, TLS_LINK, true));
+    CHECK_STR(mech, "XOAUTH2");
+    CHECK(pick(gmail, "OAuthBearer", LIB_ALL, TLS_LINK, true));
+    CHECK_STR(mech, "OAUTHBEARER");
+    /* Both named: the standard one. */
+    CHECK(pick(gmail, "xoauth2 oauthbearer", LIB_ALL, TLS_LINK, true));
+    CHECK_STR(mech, "OAUTHBEARER");
+    /* hato runs them, whatever libgsasl lists. */
+    CHECK(pick(gmail, "xoauth2", "PLAIN LOGIN", TLS_LINK, true));
+    CHECK_STR(mech, "XOAUTH2");
+    /* No token. */
+    CHECK(!pick(gmail, "xoauth2", LIB_ALL, TLS_LINK, false));
+    CHECK_HAS(why, "XOAUTH2 and OAUTHBEARER need an OAuth access token as "
+                   "the password and none is set for this server");
+    CHECK_HAS(why, "smtp_sasl_password_command");
+    /* A bearer token in the clear is a password in the clear. */
+    CHECK(!pick(gmail, "xoauth2", LIB_ALL, PLAIN_LINK, true));
+    CHECK_HAS(why, "XOAUTH2 is excluded by noplaintext without TLS");
+    /* Only OAuth offered (Microsoft 365 with basic auth off). */
+    CHECK(!pick("XOAUTH2 OAUTHBEARER", NULL, LIB_ALL, TLS_LINK, true));
+    CHECK_STR(why, "no usable SASL mechanism: server offers XOAUTH2 "
+                   "OAUTHBEARER; XOAUTH2 and OAUTHBEARER are used only when "
+                   "smtp_sasl_mechanism_filter names them; to fix, add "
+                   "oauthbearer or xoauth2 to smtp_sasl_mechanism_filter");
+    CHECK(one_clean_line(why));
+}
+
+static void test_nodictionary(void)
+{
+    static const char *const open[] = {
+        "PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "SCRAM-SHA-1",
+        "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256-PLUS",
+    };
+    const unsigned tls = TLS_LINK | SASL_HAVE_BINDING | SASL_NODICTIONARY;
+
+    for (size_t i = 0; i < sizeof open / sizeof open[0]; i++) {
+        CHECK(!pick(open[i], NULL, LIB_ALL, tls, true));
+        CHECK_HAS(why, "is excluded by nodictionary in "
+                       "smtp_sasl_tls_security_options (a recorded exchange "
+                       "allows offline password guessing)");
+        CHECK_HAS(why, "to fix, remove nodictionary from "
+                       "smtp_sasl_tls_security_options");
+        /* Without the option, each is usable. */
+        CHECK(pick(open[i], NULL, LIB_ALL, tls & ~(unsigned)SASL_NODICTIONARY,
+                   true));
+    }
+    /* What it leaves: a certificate, a token. */
+    CHECK(pick("PLAIN EXTERNAL", "external plain", LIB_ALL,
+               tls | SASL_HAVE_CERT, true));
+    CHECK_STR(mech, "EXTERNAL");
+    CHECK(pick("PLAIN OAUTHBEARER", "plain oauthbearer", LIB_ALL, tls, true));
+    CHECK_STR(mech, "OAUTHBEARER");
+    /* On a plain link it names the other key. */
+    CHECK(!pick("CRAM-MD5", NULL, LIB_ALL, SASL_NODICTIONARY, true));
+    CHECK_HAS(why, "CRAM-MD5 is excluded by nodictionary in "
+                   "smtp_sasl_security_options");
+}
+
+static void test_mutual(void)
+{
+    const unsigned tls = TLS_LINK | SASL_MUTUAL_AUTH;
+
+    CHECK(pick("PLAIN LOGIN CRAM-MD5 DIGEST-MD5 SCRAM-SHA-1", NULL, LIB_ALL,
+               tls, true));
+    CHECK_STR(mech, "SCRAM-SHA-1");
+    CHECK(pick("PLAIN CRAM-MD5 DIGEST-MD5", NULL, LIB_ALL, tls, true));
+    CHECK_STR(mech, "DIGEST-MD5");
+    CHECK_STR(why, "PLAIN and CRAM-MD5 are excluded by mutual_auth in "
+                   "smtp_sasl_tls_security_options (they do not authenticate "
+                   "the server)");
+    CHECK(!pick("PLAIN LOGIN CRAM-MD5", NULL, LIB_ALL, SASL_MUTUAL_AUTH, true));
+    CHECK_HAS(why, "to fix, remove mutual_auth from smtp_sasl_security_options");
+    /* EXTERNAL and OAuth prove nothing about the server. */
+    CHECK(!pick("EXTERNAL XOAUTH2", "external xoauth2", LIB_ALL,
+                tls | SASL_HAVE_CERT, true));
+    CHECK_HAS(why, "EXTERNAL and XOAUTH2 are excluded by mutual_auth");
+    CHECK(pick("SCRAM-SHA-256-PLUS PLAIN", NULL, LIB_ALL,
+               tls | SASL_HAVE_BINDING, true));
+    CHECK_STR(mech, "SCRAM-SHA-256-PLUS");
+
+    CHECK(sasl_mutual("SCRAM-SHA-1"));
+    CHECK(sasl_mutual("scram-sha-256-plus"));
+    CHECK(sasl_mutual("DIGEST-MD5"));
+    CHECK(!sasl_mutual("PLAIN"));
+    CHECK(!sasl_mutual("CRAM-MD5"));
+    CHECK(!sasl_mutual("XOAUTH2"));
+    CHECK(!sasl_mutual("EXTERNAL"));
+    CHECK(!sasl_mutual("NTLM"));
+    CHECK(!sasl_mutual(NULL));
+}
+
+static void test_passed_over(void)
+{
+    /* What the probe shows beside the choice. */
+    CHECK(pick("PLAIN LOGIN CRAM-MD5", NULL, LIB_ALL, PLAIN_LINK, true));
+    CHECK_STR(mech, "CRAM-MD5");
+    CHECK_STR(why, "PLAIN and LOGIN are excluded by noplaintext without TLS");
+    CHECK(pick("PLAIN", NULL, LIB_ALL, TLS_LINK, true));
+    CHECK_STR(why, "");
+    CHECK(pick("PLAIN LOGIN NTLM CRAM-MD5", "plain, login", LIB_ALL, TLS_LINK,
+               true));
+    CHECK_STR(why, "NTLM is not supported by hato; CRAM-MD5 is not in the "
+                   "filter; also usable, less preferred: LOGIN");
     CHECK(one_clean_line(why));
 }
 
@@ -241,10 +429,10 @@ static void test_why_filter(void)
 
 static void test_why_library(void)
 {
-    CHECK(!pick("SCRAM-SHA-256 XOAUTH2", NULL, "PLAIN LOGIN CRAM-MD5",
+    CHECK(!pick("SCRAM-SHA-256 GSSAPI", NULL, "PLAIN LOGIN CRAM-MD5",
                 TLS_LINK, true));
     CHECK_STR(why, "no usable SASL mechanism: server offers SCRAM-SHA-256 "
-                   "XOAUTH2; XOAUTH2 is not supported by hato yet; "
+                   "GSSAPI; GSSAPI is not supported by hato yet; "
                    "SCRAM-SHA-256 is not supported by the local SASL "
                    "library; to fix, install a libgsasl built with "
                    "SCRAM-SHA-256");
@@ -331,6 +519,7 @@ static void test_client_first(void)
     CHECK(sasl_client_first("EXTERNAL"));
     CHECK(sasl_client_first("ANONYMOUS"));
     CHECK(sasl_client_first("OAUTHBEARER"));
+    CHECK(sasl_client_first("xoauth2"));
     CHECK(sasl_client_first("GS2-KRB5"));
     CHECK(!sasl_client_first("LOGIN"));
     CHECK(!sasl_client_first("CRAM-MD5"));
@@ -344,6 +533,12 @@ int main(void)
 {
     test_preference();
     test_only_preference_list();
+    test_plus();
+    test_external();
+    test_oauth();
+    test_nodictionary();
+    test_mutual();
+    test_passed_over();
     test_case();
     test_filter_syntax();
     test_security();

@@ -12,9 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
+#include <mbedtls/md.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ticket.h>
@@ -24,6 +27,7 @@
 #endif
 
 #include "check.h"
+#include "tls/state.h"
 #include "tls/tls.h"
 #include "util/buf.h"
 
@@ -57,7 +61,32 @@ typedef struct server_opts {
     const char *crt;     /* file in dir; default server.crt */
     bool tls12_only;     /* cap the server at TLS 1.2 */
     bool no_common_suite; /* offer only a suite the client lacks */
+    bool want_client_cert; /* request and require a client certificate */
 } server_opts;
+
+/* One ticket key for every test server, so that a session from one
+ * connection resumes on the next, as with one real server. */
+static mbedtls_ssl_ticket_context shared_ticket;
+static mbedtls_entropy_context ticket_entropy;
+static mbedtls_ctr_drbg_context ticket_drbg;
+
+static bool shared_ticket_init(void)
+{
+    mbedtls_ssl_ticket_init(&shared_ticket);
+    mbedtls_entropy_init(&ticket_entropy);
+    mbedtls_ctr_drbg_init(&ticket_drbg);
+    return mbedtls_ctr_drbg_seed(&ticket_drbg, mbedtls_entropy_func, &ticket_entropy, NULL,
+                                 0) == 0 &&
+           mbedtls_ssl_ticket_setup(&shared_ticket, mbedtls_ctr_drbg_random, &ticket_drbg,
+                                    MBEDTLS_CIPHER_AES_256_GCM, 3600) == 0;
+}
+
+static void shared_ticket_free(void)
+{
+    mbedtls_ssl_ticket_free(&shared_ticket);
+    mbedtls_ctr_drbg_free(&ticket_drbg);
+    mbedtls_entropy_free(&ticket_entropy);
+}
 
 typedef struct server {
     mbedtls_ssl_config conf;
@@ -66,7 +95,6 @@ typedef struct server {
     mbedtls_pk_context key;
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
-    mbedtls_ssl_ticket_context ticket;
     buf in, out;
     bool done;
     int failed; /* mbedTLS error of the handshake, 0 if none */
@@ -115,7 +143,6 @@ static bool server_init(server *s, server_opts o)
     mbedtls_pk_init(&s->key);
     mbedtls_entropy_init(&s->entropy);
     mbedtls_ctr_drbg_init(&s->drbg);
-    mbedtls_ssl_ticket_init(&s->ticket);
     buf_init(&s->in, 0);
     buf_init(&s->out, 0);
     int rc = mbedtls_ctr_drbg_seed(&s->drbg, mbedtls_entropy_func, &s->entropy, NULL, 0);
@@ -150,14 +177,16 @@ static bool server_init(server *s, server_opts o)
         if (o.tls12_only)
             mbedtls_ssl_conf_max_tls_version(&s->conf, MBEDTLS_SSL_VERSION_TLS1_2);
 #endif
-        /* Tickets: with TLS 1.3 they arrive after the handshake, before the
-         * first data, as Postfix sends them. */
-        rc = mbedtls_ssl_ticket_setup(&s->ticket, mbedtls_ctr_drbg_random, &s->drbg,
-                                      MBEDTLS_CIPHER_AES_256_GCM, 3600);
+        if (o.want_client_cert) {
+            mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+            mbedtls_ssl_conf_ca_chain(&s->conf, &s->ca, NULL);
+        }
     }
     if (rc == 0) {
+        /* Tickets: with TLS 1.3 they arrive after the handshake, before the
+         * first data, as Postfix sends them.  One key for all servers. */
         mbedtls_ssl_conf_session_tickets_cb(&s->conf, mbedtls_ssl_ticket_write,
-                                            mbedtls_ssl_ticket_parse, &s->ticket);
+                                            mbedtls_ssl_ticket_parse, &shared_ticket);
         rc = mbedtls_ssl_setup(&s->ssl, &s->conf);
     }
     if (rc == 0)
@@ -171,7 +200,6 @@ static void server_free(server *s)
 {
     mbedtls_ssl_free(&s->ssl);
     mbedtls_ssl_config_free(&s->conf);
-    mbedtls_ssl_ticket_free(&s->ticket);
     mbedtls_x509_crt_free(&s->crt);
     mbedtls_x509_crt_free(&s->ca);
     mbedtls_pk_free(&s->key);
@@ -301,6 +329,11 @@ typedef struct pair {
     tls_status st;
 } pair;
 
+/* A saved session to offer before the next connect_pair's handshake. */
+static const unsigned char *offer_data;
+static size_t offer_len;
+static bool offer_taken;
+
 /* A config, a connection to name and a server; the handshake run. */
 static bool connect_pair(pair *p, tls_settings set, const char *name, server_opts o,
                          size_t max_piece)
@@ -322,6 +355,12 @@ static bool connect_pair(pair *p, tls_settings set, const char *name, server_opt
         tls_conn_free(p->c);
         tls_config_free(p->cfg);
         return false;
+    }
+    if (offer_data != NULL) {
+        char why[300] = "";
+        offer_taken = tls_conn_offer_session(p->c, offer_data, offer_len, why, sizeof why);
+        show("offer", offer_taken ? "taken" : why);
+        offer_data = NULL;
     }
     p->st = handshake(p->c, &p->s, max_piece);
     return true;
@@ -731,6 +770,414 @@ static void test_alert(void)
     }
 }
 
+/* ---- issue 3: pins, TOFU, versions, client certificates, sessions ----- */
+
+#ifndef MBEDTLS_PRIVATE
+#define MBEDTLS_PRIVATE(member) member
+#endif
+
+/* The digest of the server certificate (pkey false) or of its key. */
+static size_t server_digest(mbedtls_md_type_t type, bool pkey, unsigned char *out)
+{
+    mbedtls_x509_crt crt;
+    mbedtls_x509_crt_init(&crt);
+    size_t n = 0;
+    if (mbedtls_x509_crt_parse_file(&crt, in_dir("server.crt")) == 0) {
+        const mbedtls_md_info_t *info = mbedtls_md_info_from_type(type);
+        const mbedtls_x509_buf *b = pkey ? &crt.pk_raw : &crt.raw;
+        if (info != NULL && mbedtls_md(info, b->p, b->len, out) == 0)
+            n = mbedtls_md_get_size(info);
+    }
+    mbedtls_x509_crt_free(&crt);
+    CHECK(n > 0);
+    return n;
+}
+
+/* The server greets and the client answers: in TLS 1.3 the ticket comes
+ * before the greeting, as with Postfix. */
+static void exchange(pair *p)
+{
+    unsigned char b[8];
+    CHECK(server_write_all(&p->s, (const unsigned char *)"220 hi\r\n", 8));
+    CHECK(client_read_all(p->c, &p->s, b, 8, 700));
+    CHECK_INT(tls_conn_write(p->c, (const unsigned char *)"QUIT\r\n", 6), TLS_OK);
+    to_server(p->c, &p->s);
+    CHECK(server_read_all(&p->s, b, 6));
+}
+
+static void test_pins(void)
+{
+    tls_pin pins[2] = {{0}};
+    pins[0].len = server_digest(MBEDTLS_MD_SHA256, false, pins[0].digest);
+    tls_settings set = {.pins = pins, .npins = 1, .level = 5};
+    pair p;
+    /* A pinned certificate needs no CA and no name. */
+    if (connect_pair(&p, set, "example.org", (server_opts){0}, 4096)) {
+        CHECK_INT(p.st, TLS_OK);
+        show("cert pin", tls_conn_summary(p.c));
+        CHECK_HAS(tls_conn_summary(p.c), "matches a pinned fingerprint");
+        pair_free(&p);
+    }
+    /* The key's SHA-512 beside a wrong certificate pin: any one passes. */
+    pins[0].digest[0] ^= 1;
+    pins[1].pkey = true;
+    pins[1].len = server_digest(MBEDTLS_MD_SHA512, true, pins[1].digest);
+    set = (tls_settings){.pins = pins + 1, .npins = 1, .pin_digest = "sha512", .level = 5};
+    if (connect_pair(&p, set, "10.1.2.3", (server_opts){.tls12_only = true}, 300)) {
+        CHECK_INT(p.st, TLS_OK);
+        pair_free(&p);
+    }
+    /* No match: refused, and the message shows what the server has. */
+    set = (tls_settings){.pins = pins, .npins = 1, .level = 5};
+    unsigned char dc[32], dk[32];
+    char hc[100], hk[100];
+    tls_colon_hex(dc, server_digest(MBEDTLS_MD_SHA256, false, dc), hc, sizeof hc);
+    tls_colon_hex(dk, server_digest(MBEDTLS_MD_SHA256, true, dk), hk, sizeof hk);
+    for (int tls12 = 0; tls12 < 2; tls12++) {
+        if (!connect_pair(&p, set, "localhost", (server_opts){.tls12_only = tls12}, 4096))
+            continue;
+        CHECK_INT(p.st, TLS_FAIL_VERIFY);
+        const char *e = tls_conn_error(p.c);
+        show("pin mismatch", e);
+        CHECK_HAS(e, "matches no pinned fingerprint");
+        CHECK_HAS(e, hc);
+        CHECK_HAS(e, hk);
+        CHECK_HAS(e, "smtp_tls_fingerprint_cert_match");
+        CHECK_HAS(e, "smtp_tls_fingerprint_pkey_match");
+        CHECK_INT(tls_conn_handshake(p.c), TLS_FAIL);
+        CHECK_INT(tls_conn_write(p.c, (const unsigned char *)"x", 1), TLS_FAIL);
+        /* The server got the alert, not data. */
+        to_server(p.c, &p.s);
+        unsigned char b[4];
+        int rc = p.s.done ? mbedtls_ssl_read(&p.s.ssl, b, sizeof b) : p.s.failed;
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+        while (rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+            rc = mbedtls_ssl_read(&p.s.ssl, b, sizeof b);
+#endif
+        if (p.s.done && rc == 0)
+            rc = -1;
+        CHECK(rc < 0 && rc != MBEDTLS_ERR_SSL_WANT_READ);
+        pair_free(&p);
+    }
+    /* A pin of the wrong length for the digest. */
+    char err[512];
+    set = (tls_settings){.pins = pins + 1, .npins = 1, .level = 5};
+    CHECK(tls_config_new(&set, err, sizeof err) == NULL);
+    show("pin length", err);
+    CHECK_HAS(err, "smtp_tls_fingerprint_digest");
+}
+
+static void test_tofu(void)
+{
+    tls_settings set = {.tofu = true, .level = 6, .tofu_file = "/state/tofu/localhost:587",
+                        .tofu_peer = "[localhost]:587"};
+    pair p;
+    unsigned char key[TLS_KEY_ID_LEN] = {0};
+    if (connect_pair(&p, set, "localhost", (server_opts){0}, 4096)) {
+        CHECK_INT(p.st, TLS_OK);
+        CHECK(tls_conn_tofu_first(p.c));
+        CHECK(tls_conn_peer_key_id(p.c, key));
+        show("tofu first", tls_conn_summary(p.c));
+        pair_free(&p);
+    }
+    unsigned char want[32];
+    CHECK_INT(server_digest(MBEDTLS_MD_SHA256, true, want), 32);
+    CHECK(memcmp(key, want, 32) == 0);
+    set.tofu_known = true;
+    memcpy(set.tofu_key, key, sizeof key);
+    if (connect_pair(&p, set, "localhost", (server_opts){.tls12_only = true}, 4096)) {
+        CHECK_INT(p.st, TLS_OK);
+        CHECK(!tls_conn_tofu_first(p.c));
+        CHECK_HAS(tls_conn_summary(p.c), "matched the one recorded");
+        pair_free(&p);
+    }
+    set.tofu_key[31] ^= 0x80;
+    char was[100], now[100];
+    tls_colon_hex(set.tofu_key, 32, was, sizeof was);
+    tls_colon_hex(key, 32, now, sizeof now);
+    if (connect_pair(&p, set, "localhost", (server_opts){0}, 4096)) {
+        CHECK_INT(p.st, TLS_FAIL_VERIFY);
+        const char *e = tls_conn_error(p.c);
+        show("tofu change", e);
+        CHECK_HAS(e, "changed since first contact");
+        CHECK_HAS(e, was);
+        CHECK_HAS(e, now);
+        CHECK_HAS(e, "hato --tofu-accept [localhost]:587");
+        CHECK_HAS(e, "rm /state/tofu/localhost:587");
+        pair_free(&p);
+    }
+}
+
+static void test_min_version(void)
+{
+    tls_settings set = verify_with(in_dir("ca.crt"));
+    set.min_version = 13;
+    char err[512];
+#if MBEDTLS_VERSION_MAJOR >= 3 && defined(MBEDTLS_SSL_PROTO_TLS1_3)
+    pair p;
+    if (connect_pair(&p, set, "localhost", (server_opts){.tls12_only = true}, 4096)) {
+        CHECK(p.st == TLS_FAIL);
+        show("1.3 against 1.2", tls_conn_error(p.c));
+        CHECK_HAS(tls_conn_error(p.c), "TLS 1.3");
+        CHECK_HAS(tls_conn_error(p.c), "smtp_tls_mandatory_protocols");
+        pair_free(&p);
+    }
+    if (connect_pair(&p, set, "localhost", (server_opts){0}, 4096)) {
+        CHECK_INT(p.st, TLS_OK);
+        CHECK_STR(tls_conn_version(p.c), "TLSv1.3");
+        pair_free(&p);
+    }
+#else
+    CHECK(tls_config_new(&set, err, sizeof err) == NULL);
+    show("1.3 on 2.28", err);
+    CHECK_HAS(err, "no TLS 1.3");
+    CHECK_HAS(err, "smtp_tls_mandatory_protocols");
+#endif
+    set.min_version = 11;
+    CHECK(tls_config_new(&set, err, sizeof err) == NULL);
+}
+
+static void test_client_cert(void)
+{
+    pair p;
+    tls_settings set = verify_with(in_dir("ca.crt"));
+    /* Asked for and not configured. */
+    if (connect_pair(&p, set, "localhost", (server_opts){.want_client_cert = true,
+                                                         .tls12_only = true}, 4096)) {
+        /* mbedTLS's server gives up without an alert; OpenSSL's (Postfix)
+         * sends handshake_failure, which is played here. */
+        CHECK(p.s.failed != 0);
+        if (p.st == TLS_WANT_INPUT) {
+            CHECK_INT(mbedtls_ssl_send_alert_message(&p.s.ssl, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+                                                     MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE), 0);
+            to_client(&p.s, p.c, (size_t)-1);
+            p.st = tls_conn_handshake(p.c);
+        }
+        CHECK_INT(p.st, TLS_FAIL);
+        show("no client cert", tls_conn_error(p.c));
+        CHECK_HAS(tls_conn_error(p.c), "smtp_tls_cert_file");
+        pair_free(&p);
+    }
+    set.cert_file = in_dir("client.crt");
+    set.key_file = in_dir("client.key");
+    for (int tls12 = 0; tls12 < 2; tls12++) {
+        if (!connect_pair(&p, set, "localhost",
+                          (server_opts){.want_client_cert = true, .tls12_only = tls12}, 4096))
+            continue;
+        CHECK_INT(p.st, TLS_OK);
+        CHECK(p.s.done);
+        const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&p.s.ssl);
+        CHECK(peer != NULL);
+        exchange(&p);
+        pair_free(&p);
+    }
+    char err[512];
+    set.key_file = in_dir("client-open.key");
+    CHECK(tls_config_new(&set, err, sizeof err) == NULL);
+    show("open key", err);
+    CHECK_HAS(err, in_dir("client-open.key"));
+    CHECK_HAS(err, "chmod 600");
+    set.key_file = in_dir("server.key"); /* not this certificate's */
+    CHECK(tls_config_new(&set, err, sizeof err) == NULL);
+    CHECK_HAS(err, "does not hold the key");
+    set.cert_file = "/nonexistent/client.crt";
+    CHECK(tls_config_new(&set, err, sizeof err) == NULL);
+    CHECK_HAS(err, "/nonexistent/client.crt");
+    CHECK_HAS(err, "smtp_tls_cert_file");
+}
+
+static bool got_session(pair *p, unsigned char **data, size_t *len)
+{
+    bool ok = tls_conn_take_session(p->c, data, len);
+    CHECK(ok);
+    return ok;
+}
+
+static void check_resume(bool tls12)
+{
+    server_opts o = {.tls12_only = tls12};
+    tls_settings set = verify_with(in_dir("ca.crt"));
+    set.level = 3;
+    pair p;
+    unsigned char *first = NULL, *second = NULL;
+    size_t first_len = 0, second_len = 0;
+    if (!connect_pair(&p, set, "localhost", o, 4096))
+        return;
+    CHECK_INT(p.st, TLS_OK);
+    CHECK(!tls_conn_resumed(p.c));
+    exchange(&p);
+    bool have = got_session(&p, &first, &first_len);
+    pair_free(&p);
+    if (!have)
+        return;
+
+    /* In process: the same settings resume. */
+    offer_data = first;
+    offer_len = first_len;
+    if (connect_pair(&p, set, "localhost", o, 4096)) {
+        CHECK(offer_taken);
+        CHECK_INT(p.st, TLS_OK);
+        CHECK(tls_conn_resumed(p.c));
+        show("resumed", tls_conn_summary(p.c));
+        CHECK_HAS(tls_conn_summary(p.c), "session resumed");
+        CHECK_HAS(tls_conn_summary(p.c), tls12 ? "TLSv1.2" : expected_version(false));
+        exchange(&p);
+        if (got_session(&p, &second, &second_len))
+            tls_session_free(first, first_len), first = NULL;
+        pair_free(&p);
+    }
+    if (second == NULL) {
+        tls_session_free(first, first_len);
+        return;
+    }
+
+    /* Through the state directory, as a later process would. */
+    char sdir[128], path[TLS_STATE_PATH_MAX], err[600];
+    snprintf(sdir, sizeof sdir, "%s/state", dir);
+    CHECK(tls_state_path(sdir, "sessions", "localhost", 587, path, sizeof path, err,
+                         sizeof err));
+    CHECK(tls_state_write(path, second, second_len, err, sizeof err));
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+    unsigned char *back = NULL;
+    size_t back_len = 0;
+    CHECK_INT(tls_state_read(path, 65536, &back, &back_len, err, sizeof err), TLS_STATE_FOUND);
+    CHECK(back_len == second_len && memcmp(back, second, second_len) == 0);
+
+    /* Not under another name, another level, or damaged. */
+    offer_data = back;
+    offer_len = back_len;
+    if (connect_pair(&p, set, "127.0.0.1", o, 4096)) {
+        CHECK(!offer_taken);
+        CHECK_INT(p.st, TLS_OK);
+        CHECK(!tls_conn_resumed(p.c));
+        pair_free(&p);
+    }
+    tls_settings enc = {.verify = false, .level = 2};
+    offer_data = back;
+    if (connect_pair(&p, enc, "localhost", o, 4096)) {
+        CHECK(!offer_taken);
+        CHECK(!tls_conn_resumed(p.c));
+        pair_free(&p);
+    }
+    back[back_len - 1] ^= 1;
+    offer_data = back;
+    if (connect_pair(&p, set, "localhost", o, 4096)) {
+        CHECK(!offer_taken);
+        CHECK_INT(p.st, TLS_OK);
+        pair_free(&p);
+    }
+    back[back_len - 1] ^= 1;
+    offer_data = back;
+    if (connect_pair(&p, set, "localhost", o, 4096)) {
+        CHECK(offer_taken);
+        CHECK_INT(p.st, TLS_OK);
+        CHECK(tls_conn_resumed(p.c));
+        /* The probe's view of a resumed link. */
+        pair_free(&p);
+    }
+    tls_session_free(back, back_len);
+    tls_session_free(second, second_len);
+}
+
+static void test_resume(void)
+{
+    check_resume(true);
+#if MBEDTLS_VERSION_MAJOR >= 3 && defined(MBEDTLS_SSL_PROTO_TLS1_3)
+    check_resume(false);
+#endif
+}
+
+static void test_state_dir(void)
+{
+    char sdir[128], path[TLS_STATE_PATH_MAX], err[600];
+    snprintf(sdir, sizeof sdir, "%s/st2", dir);
+    CHECK(tls_state_path(sdir, "tofu", "../evil/x", 25, path, sizeof path, err, sizeof err));
+    show("path", path);
+    CHECK(strstr(path, "/../") == NULL && strstr(path, "evil/") == NULL);
+    struct stat sb;
+    CHECK(stat(sdir, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+    CHECK(chmod(sdir, 0775) == 0);
+    CHECK(!tls_state_path(sdir, "tofu", "h", 25, path, sizeof path, err, sizeof err));
+    show("open state dir", err);
+    CHECK_HAS(err, "chmod 700");
+    CHECK(chmod(sdir, 0700) == 0);
+    snprintf(sdir, sizeof sdir, "%s/nope/deeper", dir);
+    CHECK(!tls_state_path(sdir, "tofu", "h", 25, path, sizeof path, err, sizeof err));
+    CHECK_HAS(err, sdir);
+    unsigned char *d;
+    size_t n;
+    CHECK_INT(tls_state_read("/nonexistent/hato/x", 10, &d, &n, err, sizeof err),
+              TLS_STATE_MISSING);
+}
+
+static void test_channel_binding(void)
+{
+    unsigned char cb[64];
+    size_t len;
+    pair p;
+    tls_settings set = verify_with(in_dir("ca.crt"));
+#if MBEDTLS_VERSION_MAJOR >= 3 && defined(MBEDTLS_SSL_PROTO_TLS1_3)
+    unsigned char want[64];
+    if (connect_pair(&p, set, "localhost", (server_opts){0}, 4096)) {
+        CHECK_INT(p.st, TLS_OK);
+        len = sizeof cb;
+        CHECK(tls_conn_channel_binding(p.c, "tls-exporter", cb, &len));
+        CHECK_INT(len, 32);
+        static const char label[] = "EXPORTER-Channel-Binding";
+        CHECK_INT(mbedtls_ssl_export_keying_material(&p.s.ssl, want, 32, label,
+                                                     sizeof label - 1, NULL, 0, 0), 0);
+        CHECK(memcmp(cb, want, 32) == 0);
+        len = sizeof cb;
+        CHECK(!tls_conn_channel_binding(p.c, "tls-unique", cb, &len));
+        pair_free(&p);
+    }
+#endif
+    if (connect_pair(&p, set, "localhost", (server_opts){.tls12_only = true}, 4096)) {
+        CHECK_INT(p.st, TLS_OK);
+        len = sizeof cb;
+        CHECK(!tls_conn_channel_binding(p.c, "tls-exporter", cb, &len));
+        len = sizeof cb;
+        CHECK(tls_conn_channel_binding(p.c, "tls-unique", cb, &len));
+        CHECK_INT(len, 12);
+        /* The first Finished of a full handshake is the client's. */
+        CHECK(memcmp(cb, p.s.ssl.MBEDTLS_PRIVATE(peer_verify_data), 12) == 0);
+        len = sizeof cb;
+        CHECK(!tls_conn_channel_binding(p.c, "tls-server-end-point", cb, &len));
+        pair_free(&p);
+    }
+}
+
+static void collect(void *user, const char *line)
+{
+    buf *b = user;
+    CHECK(buf_append_str(b, line) && buf_append_str(b, "\n"));
+}
+
+static void test_describe(void)
+{
+    pair p;
+    if (!connect_pair(&p, verify_with(in_dir("ca.crt")), "localhost", (server_opts){0}, 4096))
+        return;
+    CHECK_INT(p.st, TLS_OK);
+    buf b;
+    buf_init(&b, 0);
+    tls_conn_describe_chain(p.c, collect, &b);
+    CHECK(buf_append(&b, "", 1));
+    const char *text = (const char *)buf_head(&b);
+    show("chain", text);
+    CHECK_HAS(text, "certificate 0: subject O=hato tests, CN=localhost; issuer O=hato tests, "
+              "CN=hato test CA; valid ");
+    unsigned char d[32];
+    char hex[100];
+    tls_colon_hex(d, server_digest(MBEDTLS_MD_SHA256, false, d), hex, sizeof hex);
+    CHECK_HAS(text, hex);
+    CHECK_HAS(text, "; verified");
+    CHECK(tls_conn_cipher(p.c)[0] != '\0');
+    buf_free(&b);
+    pair_free(&p);
+}
+
 /* ---- setup ----------------------------------------------------------- */
 
 static bool make_certs(void)
@@ -759,7 +1206,14 @@ static bool make_certs(void)
              "-enddate 20200102000000Z -out expired.crt 2>/dev/null; "
              "openssl ca -batch -notext -config old/ca.cnf -cert ca.crt -keyfile ca.key "
              "-in old/server.csr -extfile old/ext -startdate 20990101000000Z "
-             "-enddate 20991231000000Z -out future.crt 2>/dev/null",
+             "-enddate 20991231000000Z -out future.crt 2>/dev/null; "
+             /* A client certificate from the same CA, its key 0600. */
+             "openssl req -newkey rsa:2048 -nodes -keyout client.key -subj "
+             "'/O=hato tests/CN=hato client' -out old/client.csr 2>/dev/null; "
+             "printf 'extendedKeyUsage=clientAuth\\nbasicConstraints=CA:FALSE\\n' > old/cext; "
+             "openssl x509 -req -in old/client.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+             "-days 30 -extfile old/cext -out client.crt 2>/dev/null; chmod 600 client.key; "
+             "cp client.key client-open.key; chmod 644 client-open.key",
              dir);
     if (system(cmd) != 0) {
         fprintf(stderr, "making the expired certificates failed\n");
@@ -778,6 +1232,10 @@ int main(void)
         return 1;
     }
 #endif
+    if (!shared_ticket_init()) {
+        fprintf(stderr, "ticket setup failed\n");
+        return 1;
+    }
     snprintf(dir, sizeof dir, "/tmp/hato-tls-XXXXXX");
     if (mkdtemp(dir) == NULL) {
         perror("mkdtemp");
@@ -795,6 +1253,14 @@ int main(void)
         test_no_verify();
         test_dates();
         test_alert();
+        test_pins();
+        test_tofu();
+        test_min_version();
+        test_client_cert();
+        test_resume();
+        test_state_dir();
+        test_channel_binding();
+        test_describe();
     } else {
         CHECK(!"certificates");
     }
@@ -802,6 +1268,7 @@ int main(void)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
+    shared_ticket_free();
     printf("backend: %s\n", tls_backend_version());
     return check_finish("tls");
 }

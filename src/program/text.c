@@ -1,0 +1,132 @@
+/*
+ * text.c - logical lines and lists of main.cf and lookup tables.
+ */
+#include "text.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "wipe.h"
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Appends s[0..n) to buf, after one space when buf is not empty.  Grows
+ * by copying so that no unwiped copy of a secret is left behind, as
+ * realloc() may do. */
+static bool append(struct text_lines *t, const char *s, size_t n)
+{
+    size_t need = t->buf_len + 1 + n + 1;
+    if (need > t->buf_cap) {
+        size_t ncap = t->buf_cap ? t->buf_cap : 128;
+        while (ncap < need)
+            ncap *= 2;
+        char *nb = malloc(ncap);
+        if (nb == NULL)
+            return false;
+        if (t->buf != NULL) {
+            memcpy(nb, t->buf, t->buf_len);
+            wipe(t->buf, t->buf_cap);
+            free(t->buf);
+        }
+        t->buf = nb;
+        t->buf_cap = ncap;
+    }
+    if (t->buf_len > 0)
+        t->buf[t->buf_len++] = ' ';
+    memcpy(t->buf + t->buf_len, s, n);
+    t->buf_len += n;
+    t->buf[t->buf_len] = '\0';
+    return true;
+}
+
+enum text_status text_next(struct text_lines *t)
+{
+    t->buf_len = 0;
+    if (t->buf != NULL)
+        t->buf[0] = '\0';
+    while (t->pos < t->len) {
+        size_t start = t->pos;
+        unsigned start_lineno = t->lineno;
+        const char *ls = t->text + t->pos;
+        const char *nl = memchr(ls, '\n', t->len - t->pos);
+        size_t n = nl ? (size_t)(nl - ls) : t->len - t->pos;
+        t->pos += n + (nl ? 1 : 0);
+        t->lineno++;
+        if (n > 0 && ls[n - 1] == '\r')
+            n--;
+        if (t->reject_nul && memchr(ls, '\0', n) != NULL)
+            return TEXT_NUL;
+        size_t i = 0;
+        while (i < n && is_blank(ls[i]))
+            i++;
+        if (i == n || ls[i] == '#')
+            continue;
+        if (i > 0 && t->buf_len == 0)
+            return TEXT_ORPHAN;
+        if (i == 0 && t->buf_len > 0) {
+            /* The next logical line starts here: leave it unread. */
+            t->pos = start;
+            t->lineno = start_lineno;
+            return TEXT_LINE;
+        }
+        if (t->buf_len == 0)
+            t->line = t->lineno;
+        if (!append(t, ls + i, n - i))
+            return TEXT_NOMEM;
+    }
+    return t->buf_len > 0 ? TEXT_LINE : TEXT_END;
+}
+
+void text_lines_free(struct text_lines *t)
+{
+    if (t->buf != NULL) {
+        wipe(t->buf, t->buf_cap);
+        free(t->buf);
+    }
+    t->buf = NULL;
+    t->buf_len = t->buf_cap = 0;
+}
+
+bool text_list_next(const char **cursor, const char *seps, const char **item, size_t *n)
+{
+    const char *s = *cursor;
+    s += strspn(s, seps);
+    if (*s == '\0') {
+        *cursor = s;
+        return false;
+    }
+    *item = s;
+    *n = strcspn(s, seps);
+    *cursor = s + *n;
+    return true;
+}
+
+bool text_item_is(const char *item, size_t n, const char *word)
+{
+    return strlen(word) == n && strncasecmp(item, word, n) == 0;
+}
+
+void text_buf_add(struct text_buf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t ncap = b->cap ? b->cap : 64;
+        while (ncap < b->len + n + 1)
+            ncap *= 2;
+        char *ns = realloc(b->s, ncap);
+        if (ns == NULL) {
+            b->failed = true;
+            return;
+        }
+        b->s = ns;
+        b->cap = ncap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
