@@ -678,6 +678,19 @@ def tls10_only_server(t):
     t.stderr_has("/protocol.version|TLS ?1\\.0|version", "/TLS ?1\\.2|smtp_tls_mandatory_protocols")
 
 
+@scenario
+def tls_no_forward_secrecy(t):
+    """A TLS 1.2 server whose only cipher suite uses static RSA key exchange
+    (no forward secrecy): hato does not offer such suites, so the handshake
+    fails before any credential, and the error points at the cipher suites."""
+    def static_rsa(ctx):
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers("AES128-GCM-SHA256:AES256-GCM-SHA384")
+    import ssl
+    tls_refused(t, tweak=static_rsa, smtp_tls_CAfile=t.ca() + "/ca.crt")
+    t.stderr_has("/handshake", "cipher suite")
+
+
 # What a man in the middle leaves of a real server's EHLO reply when it strips
 # STARTTLS (some firewalls overwrite the keyword with X's, keeping the length).
 STRIPPED_EHLO = ("PIPELINING", "SIZE 10240000", "ETRN", "XXXXXXXA", "ENHANCEDSTATUSCODES",
