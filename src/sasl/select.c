@@ -520,8 +520,11 @@ static void put_reason(text *t, unsigned why, bool plural, bool tls)
     case WHY_BINDING:
         put(t, plural ? " need" : " needs");
         put(t, tls ? " TLS channel binding, which this TLS connection does "
-                     "not provide"
-                   : " TLS channel binding, and this connection has no TLS");
+                     "not provide (hato binds with tls-exporter, which needs "
+                     "TLS 1.3 on both sides: mbedTLS 3.6 here and a TLS 1.3 "
+                     "server)"
+                   : " TLS channel binding, and this connection has no TLS "
+                     "(smtp_tls_security_level = encrypt or higher)");
         break;
     case WHY_CERT:
         put(t, plural ? " need" : " needs");

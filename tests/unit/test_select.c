@@ -107,12 +107,16 @@ static void test_plus(void)
     CHECK(pick(all, "scram-sha-256", LIB_ALL, TLS_LINK | SASL_HAVE_BINDING,
                true));
     CHECK_STR(mech, "SCRAM-SHA-256");
-    /* Only -PLUS offered, no binding: nothing, and no setting to advise. */
+    /* Only -PLUS offered, no binding: nothing; the reason says what would
+     * provide the binding (TLS 1.3 on both sides). */
     CHECK(!pick("SCRAM-SHA-256-PLUS", NULL, LIB_ALL, TLS_LINK, true));
     CHECK_HAS(why, "SCRAM-SHA-256-PLUS needs TLS channel binding, which this "
-                   "TLS connection does not provide; hato supports");
+                   "TLS connection does not provide (hato binds with tls-exporter, "
+                   "which needs TLS 1.3 on both sides");
+    CHECK_HAS(why, "; hato supports");
     CHECK(!pick("SCRAM-SHA-256-PLUS", NULL, LIB_ALL, PLAIN_LINK, true));
-    CHECK_HAS(why, "needs TLS channel binding, and this connection has no TLS");
+    CHECK_HAS(why, "needs TLS channel binding, and this connection has no TLS "
+                   "(smtp_tls_security_level = encrypt or higher)");
     /* A library without them. */
     CHECK(pick(all, NULL, "SCRAM-SHA-1 SCRAM-SHA-256 PLAIN",
                TLS_LINK | SASL_HAVE_BINDING, true));
