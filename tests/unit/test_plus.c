@@ -10,9 +10,9 @@
  * the same binding; a server whose binding differs by one bit must refuse.
  *
  * The server's bytes reach the client in random pieces.  Test code may
- * include mbedTLS and gsasl.h; the library keeps each to one file.
- * Certificates come from tests/setup/make-ca.sh in a temporary directory
- * (HATO_SOURCE_ROOT names the source tree).
+ * include mbedTLS and gsasl.h; the library keeps each to one file.  The
+ * TLS side, and the certificates from tests/setup/make-ca.sh in a
+ * temporary directory, are tls_peer.h's.
  *
  * mbedTLS 3.6 negotiates TLS 1.3, which has tls-exporter: the client must
  * choose a -PLUS variant.  Debian 12's 2.28 has TLS 1.2 only and hato gives
@@ -25,18 +25,10 @@
 #include <unistd.h>
 
 #include <gsasl.h>
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
-#include <mbedtls/pk.h>
-#include <mbedtls/ssl.h>
-#include <mbedtls/ssl_ticket.h>
-#include <mbedtls/x509_crt.h>
-#if MBEDTLS_VERSION_MAJOR >= 3
-#include <psa/crypto.h>
-#endif
 
 #include "check.h"
 #include "hato.h"
+#include "tls_peer.h"
 #include "util/buf.h"
 
 /* The library's condition for tls-exporter (src/tls/tls_mbedtls.c): TLS 1.3
@@ -53,19 +45,7 @@
 #define PASSWORD "Pl7s-bound-Qx4"
 #define CONTENT "Subject: plus\n\nbound to the channel\n"
 
-static char dir[64];
 static Gsasl *gsasl_server_ctx;
-
-/* One ticket key for every test server, so that a session from one
- * connection resumes on the next, as with one real server. */
-static mbedtls_ssl_ticket_context ticket_ctx;
-static mbedtls_entropy_context ticket_entropy;
-static mbedtls_ctr_drbg_context ticket_drbg;
-
-static void in_dir(char *out, size_t cap, const char *name)
-{
-    snprintf(out, cap, "%s/%s", dir, name);
-}
 
 /* With TEST_VERBOSE set, shows what a person would read. */
 static void show(const char *what, const char *msg)
@@ -130,19 +110,12 @@ typedef struct server {
     server_opts o;
     srv_state state;
     bool tls;        /* STARTTLS answered: the wire carries TLS records */
-    /* TLS */
-    mbedtls_ssl_config conf;
-    mbedtls_ssl_context ssl;
-    mbedtls_x509_crt crt;
-    mbedtls_pk_context key;
-    mbedtls_entropy_context entropy;
-    mbedtls_ctr_drbg_context drbg;
-    int tls_failed;  /* mbedTLS error, 0 if none */
+    /* TLS, and the wire (peer.in from the client, peer.out to it);
+     * peer.failed is any mbedTLS error, 0 if none */
+    tls_peer peer;
     char version[16];
     unsigned char cb[32]; /* the server's tls-exporter value */
     bool have_cb;
-    /* bytes on the wire: from the client, to the client */
-    buf in, out;
     buf plain;       /* decrypted client bytes not yet split into lines */
     /* SASL */
     Gsasl_session *sasl;
@@ -158,91 +131,23 @@ typedef struct server {
     bool close_notify;
 } server;
 
-static int srv_send(void *ctx, const unsigned char *p, size_t n)
-{
-    server *sv = ctx;
-    return buf_append(&sv->out, p, n) ? (int)n : MBEDTLS_ERR_SSL_ALLOC_FAILED;
-}
-
-static int srv_recv(void *ctx, unsigned char *p, size_t n)
-{
-    server *sv = ctx;
-    size_t have = buf_size(&sv->in);
-    if (have == 0)
-        return MBEDTLS_ERR_SSL_WANT_READ;
-    if (n > have)
-        n = have;
-    memcpy(p, buf_head(&sv->in), n);
-    buf_consume(&sv->in, n);
-    return (int)n;
-}
-
 static bool server_init(server *sv, server_opts o)
 {
-    char crt[128], key[128];
     memset(sv, 0, sizeof *sv);
     sv->o = o;
     sv->sasl_rc = -1;
-    mbedtls_ssl_config_init(&sv->conf);
-    mbedtls_ssl_init(&sv->ssl);
-    mbedtls_x509_crt_init(&sv->crt);
-    mbedtls_pk_init(&sv->key);
-    mbedtls_entropy_init(&sv->entropy);
-    mbedtls_ctr_drbg_init(&sv->drbg);
-    buf_init(&sv->in, 0);
-    buf_init(&sv->out, 0);
     buf_init(&sv->plain, 0);
     buf_init(&sv->sasl_wire, 0);
     buf_init(&sv->body, 0);
-    in_dir(crt, sizeof crt, "server.crt");
-    in_dir(key, sizeof key, "server.key");
-    int rc = mbedtls_ctr_drbg_seed(&sv->drbg, mbedtls_entropy_func, &sv->entropy, NULL, 0);
-    if (rc == 0)
-        rc = mbedtls_x509_crt_parse_file(&sv->crt, crt);
-#if MBEDTLS_VERSION_MAJOR >= 3
-    if (rc == 0)
-        rc = mbedtls_pk_parse_keyfile(&sv->key, key, NULL, mbedtls_ctr_drbg_random, &sv->drbg);
-#else
-    if (rc == 0)
-        rc = mbedtls_pk_parse_keyfile(&sv->key, key, NULL);
-#endif
-    if (rc == 0)
-        rc = mbedtls_ssl_config_defaults(&sv->conf, MBEDTLS_SSL_IS_SERVER,
-                                         MBEDTLS_SSL_TRANSPORT_STREAM,
-                                         MBEDTLS_SSL_PRESET_DEFAULT);
-    if (rc == 0) {
-        mbedtls_ssl_conf_rng(&sv->conf, mbedtls_ctr_drbg_random, &sv->drbg);
-        rc = mbedtls_ssl_conf_own_cert(&sv->conf, &sv->crt, &sv->key);
-    }
-#if MBEDTLS_VERSION_MAJOR >= 3
-    if (rc == 0 && o.tls12_only)
-        mbedtls_ssl_conf_max_tls_version(&sv->conf, MBEDTLS_SSL_VERSION_TLS1_2);
-#endif
-    if (rc == 0 && o.tickets)
-        /* TLS 1.3 sends them after the handshake, before the first data. */
-        mbedtls_ssl_conf_session_tickets_cb(&sv->conf, mbedtls_ssl_ticket_write,
-                                            mbedtls_ssl_ticket_parse, &ticket_ctx);
-    if (rc == 0)
-        rc = mbedtls_ssl_setup(&sv->ssl, &sv->conf);
-    if (rc == 0)
-        mbedtls_ssl_set_bio(&sv->ssl, sv, srv_send, srv_recv, NULL);
-    if (rc != 0)
-        fprintf(stderr, "test server setup failed: -0x%04x\n", (unsigned)-rc);
-    return rc == 0;
+    return tls_peer_init(&sv->peer,
+                         (tls_peer_opts){.tls12_only = o.tls12_only, .tickets = o.tickets});
 }
 
 static void server_free(server *sv)
 {
     if (sv->sasl != NULL)
         gsasl_finish(sv->sasl);
-    mbedtls_ssl_free(&sv->ssl);
-    mbedtls_ssl_config_free(&sv->conf);
-    mbedtls_x509_crt_free(&sv->crt);
-    mbedtls_pk_free(&sv->key);
-    mbedtls_ctr_drbg_free(&sv->drbg);
-    mbedtls_entropy_free(&sv->entropy);
-    buf_free(&sv->in);
-    buf_free(&sv->out);
+    tls_peer_free(&sv->peer);
     buf_free(&sv->plain);
     buf_free(&sv->sasl_wire);
     buf_free(&sv->body);
@@ -259,18 +164,11 @@ static void srv_reply(server *sv, const char *fmt, ...)
     va_end(ap);
     CHECK(n > 0 && (size_t)n < sizeof text);
     if (!sv->tls) {
-        CHECK(buf_append(&sv->out, text, (size_t)n));
+        CHECK(buf_append(&sv->peer.out, text, (size_t)n));
         return;
     }
-    for (size_t done = 0; done < (size_t)n;) {
-        int rc = mbedtls_ssl_write(&sv->ssl, (const unsigned char *)text + done, (size_t)n - done);
-        if (rc <= 0) {
-            sv->tls_failed = rc;
-            CHECK(!"server write");
-            return;
-        }
-        done += (size_t)rc;
-    }
+    if (!tls_peer_write_all(&sv->peer, (const unsigned char *)text, (size_t)n, &sv->peer.failed))
+        CHECK(!"server write");
 }
 
 static void srv_unexpected(server *sv, const char *line)
@@ -483,7 +381,7 @@ static void srv_line(server *sv, const char *line)
  * decrypted bytes. */
 static bool srv_next_line(server *sv, char *line, size_t cap)
 {
-    buf *from = sv->tls ? &sv->plain : &sv->in;
+    buf *from = sv->tls ? &sv->plain : &sv->peer.in;
     const unsigned char *p = buf_head(from);
     size_t n = buf_size(from);
     for (size_t i = 0; i + 1 < n; i++) {
@@ -504,11 +402,11 @@ static bool srv_next_line(server *sv, char *line, size_t cap)
  * 32 bytes). */
 static void srv_handshake_done(server *sv)
 {
-    snprintf(sv->version, sizeof sv->version, "%s", mbedtls_ssl_get_version(&sv->ssl));
+    snprintf(sv->version, sizeof sv->version, "%s", mbedtls_ssl_get_version(&sv->peer.ssl));
 #if HAVE_EXPORTER
-    if (mbedtls_ssl_get_version_number(&sv->ssl) == MBEDTLS_SSL_VERSION_TLS1_3) {
+    if (mbedtls_ssl_get_version_number(&sv->peer.ssl) == MBEDTLS_SSL_VERSION_TLS1_3) {
         static const char label[] = "EXPORTER-Channel-Binding";
-        CHECK_INT(mbedtls_ssl_export_keying_material(&sv->ssl, sv->cb, sizeof sv->cb, label,
+        CHECK_INT(mbedtls_ssl_export_keying_material(&sv->peer.ssl, sv->cb, sizeof sv->cb, label,
                                                      sizeof label - 1, NULL, 0, 0), 0);
         sv->have_cb = true;
         if (sv->o.wrong_exporter)
@@ -523,7 +421,7 @@ static bool srv_decrypt(server *sv)
 {
     unsigned char tmp[4096];
     for (;;) {
-        int rc = mbedtls_ssl_read(&sv->ssl, tmp, sizeof tmp);
+        int rc = mbedtls_ssl_read(&sv->peer.ssl, tmp, sizeof tmp);
         if (rc > 0) {
             CHECK(buf_append(&sv->plain, tmp, (size_t)rc));
             continue;
@@ -534,7 +432,7 @@ static bool srv_decrypt(server *sv)
             sv->close_notify = true;
             return true;
         }
-        sv->tls_failed = rc;
+        sv->peer.failed = rc;
         fprintf(stderr, "test server: TLS read failed: -0x%04x\n", (unsigned)-rc);
         return false;
     }
@@ -549,16 +447,14 @@ static void server_run(server *sv)
         srv_reply(sv, "220 localhost ESMTP hato test server\r\n");
         sv->state = SRV_EHLO;
     }
-    while (sv->tls_failed == 0) {
+    while (sv->peer.failed == 0) {
         if (sv->state == SRV_HANDSHAKE) {
-            int rc = mbedtls_ssl_handshake(&sv->ssl);
-            if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+            tls_peer_step(&sv->peer);
+            if (sv->peer.failed != 0)
+                fprintf(stderr, "test server: handshake failed: -0x%04x\n",
+                        (unsigned)-sv->peer.failed);
+            if (!sv->peer.done)
                 return;
-            if (rc != 0) {
-                sv->tls_failed = rc;
-                fprintf(stderr, "test server: handshake failed: -0x%04x\n", (unsigned)-rc);
-                return;
-            }
             srv_handshake_done(sv);
         }
         if (sv->tls && sv->state != SRV_CLOSED && !srv_decrypt(sv))
@@ -589,7 +485,7 @@ static bool client_to_server(hato_session *s, server *sv)
         const uint8_t *p = hato_session_output(s, &n);
         if (n == 0)
             return moved;
-        CHECK(buf_append(&sv->in, p, n));
+        tls_peer_put(&sv->peer, p, n);
         hato_session_output_done(s, n);
         moved = true;
     }
@@ -598,14 +494,12 @@ static bool client_to_server(hato_session *s, server *sv)
 /* A piece of 1..max_piece bytes of the server's output to the client. */
 static bool server_to_client(server *sv, hato_session *s, unsigned *seed, size_t max_piece)
 {
-    size_t n = buf_size(&sv->out);
-    if (n == 0)
+    if (buf_size(&sv->peer.out) == 0)
         return false;
-    size_t k = 1 + (size_t)rand_r(seed) % max_piece;
-    if (k > n)
-        k = n;
-    hato_session_input(s, buf_head(&sv->out), k);
-    buf_consume(&sv->out, k);
+    const unsigned char *p;
+    size_t k = tls_peer_pending(&sv->peer, 1 + (size_t)rand_r(seed) % max_piece, &p);
+    hato_session_input(s, p, k);
+    tls_peer_taken(&sv->peer, k);
     return true;
 }
 
@@ -613,24 +507,20 @@ static bool server_to_client(server *sv, hato_session *s, unsigned *seed, size_t
  * frees the outcome. */
 static bool submit(outcome *r, server_opts so, unsigned seed, size_t max_piece)
 {
-    char ca[128];
     memset(r, 0, sizeof *r);
     if (!server_init(&r->sv, so)) {
         CHECK(!"server");
         return false;
     }
-    in_dir(ca, sizeof ca, "ca.crt");
     hato_options *o = hato_options_new();
     CHECK_INT(hato_options_set_relay(o, "localhost", 587), HATO_OK);
     CHECK_INT(hato_options_set_tls_level(o, HATO_TLS_VERIFY), HATO_OK);
-    CHECK_INT(hato_options_set_ca_file(o, ca), HATO_OK);
+    CHECK_INT(hato_options_set_ca_file(o, in_dir("ca.crt")), HATO_OK);
     CHECK_INT(hato_options_set_helo_name(o, "client.example"), HATO_OK);
     CHECK_INT(hato_options_set_credentials(o, USER, PASSWORD), HATO_OK);
     CHECK_INT(hato_options_set_log(o, collect_log, &r->lb, HATO_LOG_TRACE), HATO_OK);
     if (so.tickets) {
-        char state[128];
-        in_dir(state, sizeof state, "state");
-        CHECK_INT(hato_options_set_state_dir(o, state), HATO_OK);
+        CHECK_INT(hato_options_set_state_dir(o, in_dir("state")), HATO_OK);
     }
     r->m = hato_message_new();
     hato_message_set_sender(r->m, "me@example.test");
@@ -655,7 +545,7 @@ static bool submit(outcome *r, server_opts so, unsigned seed, size_t max_piece)
             continue;
         if (moved)
             continue;
-        if (sv->state == SRV_CLOSED || sv->tls_failed != 0) {
+        if (sv->state == SRV_CLOSED || sv->peer.failed != 0) {
             /* The server hung up. */
             hato_session_input_eof(r->s);
             continue;
@@ -722,7 +612,7 @@ static void check_sent(outcome *r, const char *mech, const char *gs2)
     CHECK_INT(sv->sasl_rc, GSASL_OK);
     CHECK_STR(sv->authid, USER);
     CHECK_INT(sv->unexpected, 0);
-    CHECK_INT(sv->tls_failed, 0);
+    CHECK_INT(sv->peer.failed, 0);
     const hato_error *e = hato_session_error(r->s);
     CHECK(e == NULL);
     if (e != NULL)
@@ -914,47 +804,16 @@ static void test_plus_resumed(void)
 
 /* ---- setup ------------------------------------------------------------- */
 
-static bool make_certs(void)
-{
-    const char *root = getenv("HATO_SOURCE_ROOT");
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "sh '%s/tests/setup/make-ca.sh' '%s'", root ? root : ".", dir);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "%s failed (is HATO_SOURCE_ROOT set?)\n", cmd);
-        return false;
-    }
-    return true;
-}
-
 int main(void)
 {
-#if MBEDTLS_VERSION_MAJOR >= 3
-    /* The test's own server uses PSA for TLS 1.3. */
-    if (psa_crypto_init() != PSA_SUCCESS) {
-        fprintf(stderr, "psa_crypto_init failed\n");
+    if (!tls_peer_setup("plus"))
         return 1;
-    }
-#endif
     if (gsasl_init(&gsasl_server_ctx) != GSASL_OK) {
         fprintf(stderr, "gsasl_init failed\n");
+        tls_peer_cleanup();
         return 1;
     }
-    mbedtls_ssl_ticket_init(&ticket_ctx);
-    mbedtls_entropy_init(&ticket_entropy);
-    mbedtls_ctr_drbg_init(&ticket_drbg);
-    if (mbedtls_ctr_drbg_seed(&ticket_drbg, mbedtls_entropy_func, &ticket_entropy, NULL, 0) !=
-            0 ||
-        mbedtls_ssl_ticket_setup(&ticket_ctx, mbedtls_ctr_drbg_random, &ticket_drbg,
-                                 MBEDTLS_CIPHER_AES_256_GCM, 3600) != 0) {
-        fprintf(stderr, "ticket setup failed\n");
-        return 1;
-    }
-    snprintf(dir, sizeof dir, "/tmp/hato-plus-XXXXXX");
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
-        return 1;
-    }
-    if (make_certs()) {
+    if (tls_peer_make_certs()) {
         test_plus_sha256();
         test_wrong_binding();
         test_plus_sha1();
@@ -964,14 +823,8 @@ int main(void)
     } else {
         CHECK(!"certificates");
     }
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    tls_peer_cleanup();
     gsasl_done(gsasl_server_ctx);
-    mbedtls_ssl_ticket_free(&ticket_ctx);
-    mbedtls_ctr_drbg_free(&ticket_drbg);
-    mbedtls_entropy_free(&ticket_entropy);
     printf("backend: %s, libgsasl %s\n", hato_tls_backend_version(), gsasl_check_version(NULL));
     return check_finish("plus");
 }

@@ -1,11 +1,11 @@
 /*
  * test_tls.c - the TLS layer in real handshakes, in memory.
  *
- * The test plays the server with mbedTLS itself (test code may include it;
- * the library keeps it to tls_mbedtls.c) and shuttles bytes between the two
- * ends' buffers, the server's bytes fed to the client in random pieces.
- * Certificates come from tests/setup/make-ca.sh in a temporary directory;
- * expired and not-yet-valid ones are signed with `openssl ca`, whose
+ * The test plays the server with mbedTLS itself (tls_peer.h) and shuttles
+ * bytes between the two ends' buffers, the server's bytes fed to the client
+ * in random pieces.  Certificates come from tests/setup/make-ca.sh in a
+ * temporary directory; expired and not-yet-valid ones, and a client
+ * certificate, are made here, the dated ones with `openssl ca`, whose
  * -startdate/-enddate Debian 12's OpenSSL 3.0 has (its req/x509 lack
  * -not_before/-not_after).
  */
@@ -15,38 +15,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
 #include <mbedtls/md.h>
-#include <mbedtls/pk.h>
-#include <mbedtls/ssl.h>
-#include <mbedtls/ssl_ticket.h>
-#include <mbedtls/x509_crt.h>
-#if MBEDTLS_VERSION_MAJOR >= 3
-#include <psa/crypto.h>
-#endif
 
 #include "check.h"
 #include "tls/state.h"
 #include "tls/tls.h"
+#include "tls_peer.h"
 #include "util/buf.h"
-
-static char dir[64];
-
-/* dir/name; the same name gives the same pointer, valid to the end. */
-static const char *in_dir(const char *name)
-{
-    static char names[24][32], paths[24][128];
-    static int used;
-    for (int i = 0; i < used; i++)
-        if (strcmp(names[i], name) == 0)
-            return paths[i];
-    if (used == 24)
-        abort(); /* a test with too many files: raise the table size */
-    snprintf(names[used], sizeof names[0], "%s", name);
-    snprintf(paths[used], sizeof paths[0], "%s/%s", dir, name);
-    return paths[used++];
-}
 
 /* With TEST_VERBOSE set, shows the messages a person would read. */
 static void show(const char *what, const char *msg)
@@ -57,168 +32,9 @@ static void show(const char *what, const char *msg)
 
 /* ---- the server ----------------------------------------------------- */
 
-typedef struct server_opts {
-    const char *crt;     /* file in dir; default server.crt */
-    bool tls12_only;     /* cap the server at TLS 1.2 */
-    bool no_common_suite; /* offer only a suite the client lacks */
-    bool want_client_cert; /* request and require a client certificate */
-} server_opts;
-
-/* One ticket key for every test server, so that a session from one
- * connection resumes on the next, as with one real server. */
-static mbedtls_ssl_ticket_context shared_ticket;
-static mbedtls_entropy_context ticket_entropy;
-static mbedtls_ctr_drbg_context ticket_drbg;
-
-static bool shared_ticket_init(void)
-{
-    mbedtls_ssl_ticket_init(&shared_ticket);
-    mbedtls_entropy_init(&ticket_entropy);
-    mbedtls_ctr_drbg_init(&ticket_drbg);
-    return mbedtls_ctr_drbg_seed(&ticket_drbg, mbedtls_entropy_func, &ticket_entropy, NULL,
-                                 0) == 0 &&
-           mbedtls_ssl_ticket_setup(&shared_ticket, mbedtls_ctr_drbg_random, &ticket_drbg,
-                                    MBEDTLS_CIPHER_AES_256_GCM, 3600) == 0;
-}
-
-static void shared_ticket_free(void)
-{
-    mbedtls_ssl_ticket_free(&shared_ticket);
-    mbedtls_ctr_drbg_free(&ticket_drbg);
-    mbedtls_entropy_free(&ticket_entropy);
-}
-
-typedef struct server {
-    mbedtls_ssl_config conf;
-    mbedtls_ssl_context ssl;
-    mbedtls_x509_crt crt, ca;
-    mbedtls_pk_context key;
-    mbedtls_entropy_context entropy;
-    mbedtls_ctr_drbg_context drbg;
-    buf in, out;
-    bool done;
-    int failed; /* mbedTLS error of the handshake, 0 if none */
-    bool got_sni;
-    char sni[256];
-} server;
-
-static int srv_send(void *ctx, const unsigned char *p, size_t n)
-{
-    server *s = ctx;
-    return buf_append(&s->out, p, n) ? (int)n : MBEDTLS_ERR_SSL_ALLOC_FAILED;
-}
-
-static int srv_recv(void *ctx, unsigned char *p, size_t n)
-{
-    server *s = ctx;
-    size_t have = buf_size(&s->in);
-    if (have == 0)
-        return MBEDTLS_ERR_SSL_WANT_READ;
-    if (n > have)
-        n = have;
-    memcpy(p, buf_head(&s->in), n);
-    buf_consume(&s->in, n);
-    return (int)n;
-}
-
-static int srv_sni(void *ctx, mbedtls_ssl_context *ssl, const unsigned char *name, size_t len)
-{
-    (void)ssl;
-    server *s = ctx;
-    s->got_sni = true;
-    if (len >= sizeof s->sni)
-        len = sizeof s->sni - 1;
-    memcpy(s->sni, name, len);
-    s->sni[len] = '\0';
-    return 0;
-}
-
-static bool server_init(server *s, server_opts o)
-{
-    memset(s, 0, sizeof *s);
-    mbedtls_ssl_config_init(&s->conf);
-    mbedtls_ssl_init(&s->ssl);
-    mbedtls_x509_crt_init(&s->crt);
-    mbedtls_x509_crt_init(&s->ca);
-    mbedtls_pk_init(&s->key);
-    mbedtls_entropy_init(&s->entropy);
-    mbedtls_ctr_drbg_init(&s->drbg);
-    buf_init(&s->in, 0);
-    buf_init(&s->out, 0);
-    int rc = mbedtls_ctr_drbg_seed(&s->drbg, mbedtls_entropy_func, &s->entropy, NULL, 0);
-    if (rc == 0)
-        rc = mbedtls_x509_crt_parse_file(&s->crt, in_dir(o.crt ? o.crt : "server.crt"));
-    if (rc == 0)
-        rc = mbedtls_x509_crt_parse_file(&s->ca, in_dir("ca.crt"));
-#if MBEDTLS_VERSION_MAJOR >= 3
-    if (rc == 0)
-        rc = mbedtls_pk_parse_keyfile(&s->key, in_dir("server.key"), NULL,
-                                      mbedtls_ctr_drbg_random, &s->drbg);
-#else
-    if (rc == 0)
-        rc = mbedtls_pk_parse_keyfile(&s->key, in_dir("server.key"), NULL);
-#endif
-    if (rc == 0)
-        rc = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_SERVER,
-                                         MBEDTLS_SSL_TRANSPORT_STREAM,
-                                         MBEDTLS_SSL_PRESET_DEFAULT);
-    if (rc == 0) {
-        mbedtls_ssl_conf_rng(&s->conf, mbedtls_ctr_drbg_random, &s->drbg);
-        rc = mbedtls_ssl_conf_own_cert(&s->conf, &s->crt, &s->key);
-    }
-    if (rc == 0) {
-        mbedtls_ssl_conf_sni(&s->conf, srv_sni, s);
-        /* A NULL-cipher suite: never compiled into the client, so the
-         * server answers the hello with a handshake_failure alert. */
-        static const int null_suite[] = {MBEDTLS_TLS_RSA_WITH_NULL_SHA256, 0};
-        if (o.no_common_suite)
-            mbedtls_ssl_conf_ciphersuites(&s->conf, null_suite);
-#if MBEDTLS_VERSION_MAJOR >= 3
-        if (o.tls12_only)
-            mbedtls_ssl_conf_max_tls_version(&s->conf, MBEDTLS_SSL_VERSION_TLS1_2);
-#endif
-        if (o.want_client_cert) {
-            mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
-            mbedtls_ssl_conf_ca_chain(&s->conf, &s->ca, NULL);
-        }
-    }
-    if (rc == 0) {
-        /* Tickets: with TLS 1.3 they arrive after the handshake, before the
-         * first data, as Postfix sends them.  One key for all servers. */
-        mbedtls_ssl_conf_session_tickets_cb(&s->conf, mbedtls_ssl_ticket_write,
-                                            mbedtls_ssl_ticket_parse, &shared_ticket);
-        rc = mbedtls_ssl_setup(&s->ssl, &s->conf);
-    }
-    if (rc == 0)
-        mbedtls_ssl_set_bio(&s->ssl, s, srv_send, srv_recv, NULL);
-    if (rc != 0)
-        fprintf(stderr, "test server setup failed: -0x%04x\n", (unsigned)-rc);
-    return rc == 0;
-}
-
-static void server_free(server *s)
-{
-    mbedtls_ssl_free(&s->ssl);
-    mbedtls_ssl_config_free(&s->conf);
-    mbedtls_x509_crt_free(&s->crt);
-    mbedtls_x509_crt_free(&s->ca);
-    mbedtls_pk_free(&s->key);
-    mbedtls_ctr_drbg_free(&s->drbg);
-    mbedtls_entropy_free(&s->entropy);
-    buf_free(&s->in);
-    buf_free(&s->out);
-}
-
-static void server_step(server *s)
-{
-    if (s->done || s->failed)
-        return;
-    int rc = mbedtls_ssl_handshake(&s->ssl);
-    if (rc == 0)
-        s->done = true;
-    else if (rc != MBEDTLS_ERR_SSL_WANT_READ && rc != MBEDTLS_ERR_SSL_WANT_WRITE)
-        s->failed = rc;
-}
+/* The shared peer, all this test needs of a server. */
+typedef tls_peer server;
+typedef tls_peer_opts server_opts;
 
 /* Client output to the server, all of it. */
 static void to_server(tls_conn *c, server *s)
@@ -226,7 +42,7 @@ static void to_server(tls_conn *c, server *s)
     size_t n;
     const unsigned char *p = tls_conn_output(c, &n);
     if (n > 0) {
-        CHECK(buf_append(&s->in, p, n));
+        tls_peer_put(s, p, n);
         tls_conn_output_done(c, n);
     }
 }
@@ -234,12 +50,11 @@ static void to_server(tls_conn *c, server *s)
 /* Server output to the client, up to max bytes (a random piece). */
 static size_t to_client(server *s, tls_conn *c, size_t max)
 {
-    size_t n = buf_size(&s->out);
-    if (n > max)
-        n = max;
+    const unsigned char *p;
+    size_t n = tls_peer_pending(s, max, &p);
     if (n > 0) {
-        CHECK(tls_conn_feed(c, buf_head(&s->out), n));
-        buf_consume(&s->out, n);
+        CHECK(tls_conn_feed(c, p, n));
+        tls_peer_taken(s, n);
     }
     return n;
 }
@@ -256,11 +71,11 @@ static tls_status handshake(tls_conn *c, server *s, size_t max_piece)
     for (int i = 0; i < 200000; i++) {
         tls_status st = tls_conn_handshake(c);
         to_server(c, s); /* also an alert the client sent */
-        server_step(s);
+        tls_peer_step(s);
         if (st != TLS_WANT_INPUT) {
             /* TLS 1.3: the server still takes the client's Finished. */
             for (int j = 0; j < 4 && st == TLS_OK && !s->done && !s->failed; j++)
-                server_step(s);
+                tls_peer_step(s);
             return st;
         }
         if (to_client(s, c, piece(max_piece)) == 0 && buf_size(&s->in) == 0 && s->failed)
@@ -310,14 +125,7 @@ static bool server_read_all(server *s, unsigned char *dst, size_t want)
 
 static bool server_write_all(server *s, const unsigned char *p, size_t n)
 {
-    size_t done = 0;
-    while (done < n) {
-        int rc = mbedtls_ssl_write(&s->ssl, p + done, n - done);
-        if (rc <= 0)
-            return false;
-        done += (size_t)rc;
-    }
-    return true;
+    return tls_peer_write_all(s, p, n, NULL);
 }
 
 /* ---- fixtures -------------------------------------------------------- */
@@ -351,7 +159,8 @@ static bool connect_pair(pair *p, tls_settings set, const char *name, server_opt
         tls_config_free(p->cfg);
         return false;
     }
-    if (!server_init(&p->s, o)) {
+    o.tickets = true; /* every server here: resumption is always possible */
+    if (!tls_peer_init(&p->s, o)) {
         tls_conn_free(p->c);
         tls_config_free(p->cfg);
         return false;
@@ -370,7 +179,7 @@ static void pair_free(pair *p)
 {
     tls_conn_free(p->c);
     tls_config_free(p->cfg);
-    server_free(&p->s);
+    tls_peer_free(&p->s);
 }
 
 static tls_settings verify_with(const char *ca_file)
@@ -1182,13 +991,9 @@ static void test_describe(void)
 
 static bool make_certs(void)
 {
-    const char *root = getenv("HATO_SOURCE_ROOT");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "sh '%s/tests/setup/make-ca.sh' '%s'", root ? root : ".", dir);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "%s failed (is HATO_SOURCE_ROOT set?)\n", cmd);
+    if (!tls_peer_make_certs())
         return false;
-    }
+    char cmd[4096];
     /* Expired and not-yet-valid certificates for the same key and names. */
     snprintf(cmd, sizeof cmd,
              "set -e; cd '%s'; mkdir -p old cadir otherdir; cp ca.crt cadir/; "
@@ -1225,22 +1030,8 @@ static bool make_certs(void)
 int main(void)
 {
     srand(12345);
-#if MBEDTLS_VERSION_MAJOR >= 3
-    /* The test's own server uses PSA for TLS 1.3 too. */
-    if (psa_crypto_init() != PSA_SUCCESS) {
-        fprintf(stderr, "psa_crypto_init failed\n");
+    if (!tls_peer_setup("tls"))
         return 1;
-    }
-#endif
-    if (!shared_ticket_init()) {
-        fprintf(stderr, "ticket setup failed\n");
-        return 1;
-    }
-    snprintf(dir, sizeof dir, "/tmp/hato-tls-XXXXXX");
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
-        return 1;
-    }
     if (make_certs()) {
         test_version();
         test_config_errors();
@@ -1264,11 +1055,7 @@ int main(void)
     } else {
         CHECK(!"certificates");
     }
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-    shared_ticket_free();
+    tls_peer_cleanup();
     printf("backend: %s\n", tls_backend_version());
     return check_finish("tls");
 }
