@@ -244,6 +244,14 @@ HATO_EXPORT hato_code hato_options_set_sasl_security(hato_options *o, unsigned p
  * or "localhost"). */
 HATO_EXPORT hato_code hato_options_set_helo_name(hato_options *o, const char *name);
 
+/* Keep the connection (with its TLS session and login) open after a
+ * message for up to idle_ms, so that the next hato_client_send reuses it
+ * instead of connecting, negotiating TLS and logging in again; a server
+ * that closed the idle connection meanwhile is reconnected to without the
+ * caller noticing.  0 (default): QUIT after each message.  The connection
+ * is closed by hato_client_free. */
+HATO_EXPORT hato_code hato_options_set_keep_alive(hato_options *o, unsigned idle_ms);
+
 /* Log callback and the most verbose level it receives (default: none). */
 HATO_EXPORT hato_code hato_options_set_log(hato_options *o, hato_log_fn fn, void *user, hato_log_level max_level);
 
@@ -352,6 +360,16 @@ HATO_EXPORT hato_code hato_session_timed_out(hato_session *s);
 /* Reading or writing the socket failed; reason (e.g. strerror's text) goes
  * into the error.  Ends the session with HATO_E_NETWORK. */
 HATO_EXPORT hato_code hato_session_io_failed(hato_session *s, const char *reason);
+/* With keep-alive (hato_options_set_keep_alive): true when the message is
+ * done (HATO_WANT_DONE) and the connection is open for another.  From then
+ * on the session no longer uses the message, which its owner may free.
+ * Input while idle (a server's 421 or EOF) ends the session. */
+HATO_EXPORT bool hato_session_idle(const hato_session *s);
+/* Starts message m on an idle session (RSET already done where needed);
+ * HATO_E_STATE when the session is not idle. */
+HATO_EXPORT hato_code hato_session_next(hato_session *s, hato_message *m);
+/* Ends an idle session politely: QUIT, then HATO_WANT_DONE. */
+HATO_EXPORT hato_code hato_session_quit(hato_session *s);
 /* The session's failure, or NULL while running or after success. */
 HATO_EXPORT const hato_error *hato_session_error(const hato_session *s);
 

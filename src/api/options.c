@@ -171,6 +171,14 @@ hato_code hato_options_set_helo_name(hato_options *o, const char *name)
     return set_string(&o->helo_name, name);
 }
 
+hato_code hato_options_set_keep_alive(hato_options *o, unsigned idle_ms)
+{
+    if (idle_ms > 3600u * 1000)
+        return HATO_E_ARGUMENT;
+    o->keep_alive_ms = idle_ms;
+    return HATO_OK;
+}
+
 hato_code hato_options_set_log(hato_options *o, hato_log_fn fn, void *user, hato_log_level max_level)
 {
     o->log.fn = fn;

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,6 +20,8 @@
 
 /* Bytes read per call: a TLS record and then some. */
 #define READ_PIECE (32 * 1024)
+/* Saying goodbye on an idle connection waits this long for the 221. */
+#define QUIT_WAIT_MS 1000
 
 
 hato_client *hato_client_new(const hato_options *o)
@@ -32,13 +35,56 @@ hato_client *hato_client_new(const hato_options *o)
         free(c);
         return NULL;
     }
+    c->idle_fd = -1;
     return c;
+}
+
+static long elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* Ends the idle connection: QUIT when it still looks alive, waiting a
+ * moment for the 221, then close. */
+static void close_idle(hato_client *c, bool quit)
+{
+    if (c->idle == NULL)
+        return;
+    if (quit && hato_session_quit(c->idle) == HATO_OK) {
+        unsigned char in[512];
+        size_t len;
+        const uint8_t *out = hato_session_output(c->idle, &len);
+        if (len > 0 && send(c->idle_fd, out, len, MSG_NOSIGNAL) == (ssize_t)len &&
+            transport_wait(c->idle_fd, POLLIN, QUIT_WAIT_MS) == 1) {
+            ssize_t n = recv(c->idle_fd, in, sizeof in, 0);
+            if (n > 0)
+                hato_session_input(c->idle, in, (size_t)n);
+        }
+    }
+    hato_session_free(c->idle);
+    close(c->idle_fd);
+    c->idle = NULL;
+    c->idle_fd = -1;
+}
+
+/* The idle connection can carry another message: within the keep-alive
+ * time, and the server has said nothing (a 421 or EOF would be readable). */
+static bool idle_usable(hato_client *c)
+{
+    if (c->idle == NULL)
+        return false;
+    if (elapsed_ms(&c->idle_since) >= (long)c->opt->keep_alive_ms)
+        return false;
+    return transport_wait(c->idle_fd, POLLIN, 0) == 0;
 }
 
 void hato_client_free(hato_client *c)
 {
     if (c == NULL)
         return;
+    close_idle(c, true);
     hato_options_free(c->opt);
     session_cache_clear(&c->tls_cache);
     free(c);
@@ -124,6 +170,26 @@ void client_drive(hato_session *s, int fd)
     }
 }
 
+/* After a message: keep the session when it is idle (keep-alive), else
+ * close; the message's outcome becomes the client's. */
+static hato_code finish(hato_client *c, hato_session *s, int fd)
+{
+    const hato_error *se = hato_session_error(s);
+    hato_code code = HATO_OK;
+    if (se != NULL)
+        code = client_fail(c, se);
+    if (hato_session_idle(s)) {
+        c->idle = s;
+        c->idle_fd = fd;
+        clock_gettime(CLOCK_MONOTONIC, &c->idle_since);
+        snprintf(c->idle_peer, sizeof c->idle_peer, "%s", c->peer);
+        return code;
+    }
+    hato_session_free(s);
+    close(fd);
+    return code;
+}
+
 hato_code hato_client_send(hato_client *c, hato_message *m)
 {
     c->failed = false;
@@ -134,6 +200,32 @@ hato_code hato_client_send(hato_client *c, hato_message *m)
         return c->err.code;
 
     const hato_options *o = c->opt;
+    if (c->idle != NULL) {
+        if (idle_usable(c)) {
+            hato_session *s = c->idle;
+            int fd = c->idle_fd;
+            c->idle = NULL;
+            c->idle_fd = -1;
+            snprintf(c->peer, sizeof c->peer, "%s", c->idle_peer);
+            log_line(&o->log, HATO_LOG_DEBUG, "reusing the connection to %s", c->peer);
+            hato_session_next(s, m);
+            client_drive(s, fd);
+            const hato_error *se = hato_session_error(s);
+            /* A server that dropped the connection before answering MAIL
+             * (its idle timeout racing ours) is retried on a new one: no
+             * recipient was tried, so nothing can be sent twice. */
+            bool dropped = se != NULL && (se->code == HATO_E_NETWORK || se->code == HATO_E_TLS) &&
+                           hato_message_recipient_reply(m, 0, NULL, NULL) == 0;
+            if (!dropped)
+                return finish(c, s, fd);
+            log_line(&o->log, HATO_LOG_DEBUG, "%s dropped the idle connection; reconnecting",
+                     c->peer);
+            hato_session_free(s);
+            close(fd);
+        } else {
+            close_idle(c, true);
+        }
+    }
     transport_target target = {
         .host = o->host,
         .port = options_port(o),
@@ -156,11 +248,5 @@ hato_code hato_client_send(hato_client *c, hato_message *m)
         return client_fail(c, &e);
     }
     client_drive(s, fd);
-    close(fd);
-    const hato_error *se = hato_session_error(s);
-    hato_code code = HATO_OK;
-    if (se != NULL)
-        code = client_fail(c, se);
-    hato_session_free(s);
-    return code;
+    return finish(c, s, fd);
 }

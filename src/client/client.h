@@ -5,6 +5,8 @@
 #ifndef HATO_CLIENT_CLIENT_H
 #define HATO_CLIENT_CLIENT_H
 
+#include <time.h>
+
 #include "api/error.h"
 #include "api/options.h"
 #include "transport/transport.h"
@@ -16,6 +18,11 @@ struct hato_client {
     bool failed;
     char peer[TRANSPORT_PEER_MAX];
     session_cache tls_cache; /* owned: the last TLS session, offered next time */
+    /* Keep-alive: an idle session and its socket, kept for the next send. */
+    hato_session *idle;      /* owned, NULL when none */
+    int idle_fd;             /* owned, -1 when none */
+    struct timespec idle_since;
+    char idle_peer[TRANSPORT_PEER_MAX];
 };
 
 /* Runs the session over fd until it is done (poll, send, recv, with the

@@ -465,7 +465,8 @@ static hato_code status_of(const hato_session *s)
 
 hato_code hato_session_input(hato_session *s, const uint8_t *data, size_t len)
 {
-    if (smtp_want(s->core) & SMTP_WANT_DONE)
+    /* Idle connections still listen: a 421 or close_notify ends them. */
+    if ((smtp_want(s->core) & SMTP_WANT_DONE) && !smtp_idle(s->core))
         return status_of(s) ? status_of(s) : HATO_E_STATE;
     if (s->phase == PHASE_PLAIN) {
         smtp_input(s->core, (const char *)data, len);
@@ -478,7 +479,8 @@ hato_code hato_session_input(hato_session *s, const uint8_t *data, size_t len)
     }
     if (s->phase == PHASE_HANDSHAKE)
         handshake_step(s);
-    while (s->phase == PHASE_ESTABLISHED && !(smtp_want(s->core) & SMTP_WANT_DONE)) {
+    while (s->phase == PHASE_ESTABLISHED &&
+           (!(smtp_want(s->core) & SMTP_WANT_DONE) || smtp_idle(s->core))) {
         unsigned char plain[PLAIN_PIECE];
         size_t got = 0;
         tls_status st = tls_conn_read(s->tls, plain, sizeof plain, &got);
@@ -533,6 +535,28 @@ hato_code hato_session_io_failed(hato_session *s, const char *reason)
 const hato_error *hato_session_error(const hato_session *s)
 {
     return smtp_error(s->core);
+}
+
+bool hato_session_idle(const hato_session *s)
+{
+    return smtp_idle(s->core);
+}
+
+hato_code hato_session_next(hato_session *s, hato_message *m)
+{
+    if (m == NULL || !smtp_idle(s->core))
+        return HATO_E_STATE;
+    message_reset(m);
+    smtp_next(s->core, m);
+    return HATO_OK;
+}
+
+hato_code hato_session_quit(hato_session *s)
+{
+    if (!smtp_idle(s->core))
+        return HATO_E_STATE;
+    smtp_quit(s->core);
+    return HATO_OK;
 }
 
 smtp *session_core(hato_session *s)

@@ -39,13 +39,15 @@ typedef enum smtp_state {
     SMTP_ENVELOPE, /* MAIL, RCPT..., DATA, pipelined when the server allows */
     SMTP_BODY,
     SMTP_DOT,      /* waiting for the reply to the final dot */
+    SMTP_RSET,     /* after a refused transaction, before the next */
+    SMTP_IDLE,     /* a message is done; the connection waits for the next */
     SMTP_QUIT,
     SMTP_DONE,
 } smtp_state;
 
 static const char *const state_names[] = {
     "greeting", "ehlo", "helo", "starttls", "tls-handshake", "auth",
-    "envelope", "body", "end-of-data", "quit", "done",
+    "envelope", "body", "end-of-data", "rset", "idle", "quit", "done",
 };
 
 struct smtp {
@@ -76,6 +78,8 @@ struct smtp {
     body_encoder body;
     bool body_done;
     bool quit_sent;
+    bool settled;            /* the message's outcome is final; the message
+                                may be freed by its owner from here on */
 
     hato_error err;
 
@@ -190,20 +194,54 @@ static void enter_quit(smtp *s)
     }
 }
 
+/* The message's transaction is over, sent or refused.  With keep-alive the
+ * connection stays for the next message (RSET first after a refusal, RFC
+ * 5321 4.1.1.5); otherwise, and in probe mode, goodbye. */
+static void end_transaction(smtp *s, bool clean)
+{
+    s->settled = true;
+    if (s->opt->keep_alive_ms == 0 || s->report != NULL) {
+        enter_quit(s);
+    } else if (clean) {
+        smtp_set_state(s, SMTP_IDLE);
+    } else {
+        smtp_set_state(s, SMTP_RSET);
+        send_line(s, NULL, "RSET");
+    }
+}
+
+/* Every RCPT was refused: the first refusal stands for all. */
+static void fail_all_refused(smtp *s)
+{
+    const rcpt *first = &s->msg->rcpts[0];
+    error_set(&s->err, HATO_E_RECIPIENTS, HATO_LAYER_SMTP, first->reply_code / 100 == 4,
+              "the server refused every recipient; first: <%s>: %d %s", first->address,
+              first->reply_code, first->text);
+    s->err.reply_code = first->reply_code;
+    snprintf(s->err.enhanced, sizeof s->err.enhanced, "%s", first->enhanced);
+    snprintf(s->err.server_text, sizeof s->err.server_text, "%s", first->text);
+}
+
 void smtp_fail(smtp *s, hato_code code, hato_layer layer, bool temporary, const char *fmt, ...)
 {
-    if (error_is_set(&s->err) || s->state == SMTP_DONE)
+    if (s->state == SMTP_DONE)
         return;
-    error_clear(&s->err);
-    s->err.code = code;
-    s->err.layer = layer;
-    s->err.temporary = temporary;
+    char what[ERROR_MESSAGE_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->err.message, sizeof s->err.message, fmt, ap);
+    vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    log_line(s->log, HATO_LOG_DEBUG, "smtp: failed in %s: %s", state_names[s->state],
-             s->err.message);
+    log_line(s->log, HATO_LOG_DEBUG, "smtp: failed in %s: %s", state_names[s->state], what);
+    /* The first failure is the message's outcome (a refusal, say); a later
+     * one, such as the server hanging up before our QUIT, only ends the
+     * connection. */
+    if (!error_is_set(&s->err) && !s->settled) {
+        error_clear(&s->err);
+        s->err.code = code;
+        s->err.layer = layer;
+        s->err.temporary = temporary;
+        snprintf(s->err.message, sizeof s->err.message, "%s", what);
+    }
     /* The connection is finished: what was not written yet never will be
      * (and may hold an AUTH line). */
     secret_wipe(s->out.data, s->out.cap);
@@ -628,27 +666,22 @@ static void on_envelope(smtp *s, const reply *r)
             enter_body(s);
             return;
         }
-        if (r->code == 354) {
-            /* The server wants data we will not send: an empty message
-             * closes the transaction; the refusal is reported below. */
-            buf_append(&s->out, ".\r\n", 3);
-            log_line(s->log, HATO_LOG_TRACE, "> .");
-        }
         if (s->mail_refused)
             s->err = s->first_refusal;
         else if (message_accepted(m) == 0)
-            error_set(&s->err, HATO_E_RECIPIENTS, HATO_LAYER_SMTP,
-                      m->rcpts[0].reply_code / 100 == 4,
-                      "the server refused every recipient; first: <%s>: %d %s",
-                      m->rcpts[0].address, m->rcpts[0].reply_code, m->rcpts[0].text);
+            fail_all_refused(s);
         else
             error_set_reply(&s->err, HATO_E_REPLY, r, "DATA refused");
-        if (s->err.code == HATO_E_RECIPIENTS) {
-            s->err.reply_code = m->rcpts[0].reply_code;
-            snprintf(s->err.enhanced, sizeof s->err.enhanced, "%s", m->rcpts[0].enhanced);
-            snprintf(s->err.server_text, sizeof s->err.server_text, "%s", m->rcpts[0].text);
+        if (r->code == 354) {
+            /* The server wants data we will not send: an empty message
+             * closes the transaction.  Its reply would arrive where no
+             * state expects one, so this connection ends here. */
+            buf_append(&s->out, ".\r\n", 3);
+            log_line(s->log, HATO_LOG_TRACE, "> .");
+            enter_quit(s);
+            return;
         }
-        enter_quit(s);
+        end_transaction(s, false);
         return;
     }
     if (s->pipelining)
@@ -656,16 +689,11 @@ static void on_envelope(smtp *s, const reply *r)
     /* One command at a time: decide whether the next one is worth sending. */
     if (s->mail_refused) {
         s->err = s->first_refusal;
-        enter_quit(s);
+        end_transaction(s, false);
     } else if (s->env_sent == envelope_total(s) - 1 && message_accepted(m) == 0) {
         /* Every RCPT refused: DATA would only be refused too. */
-        error_set(&s->err, HATO_E_RECIPIENTS, HATO_LAYER_SMTP, m->rcpts[0].reply_code / 100 == 4,
-                  "the server refused every recipient; first: <%s>: %d %s",
-                  m->rcpts[0].address, m->rcpts[0].reply_code, m->rcpts[0].text);
-        s->err.reply_code = m->rcpts[0].reply_code;
-        snprintf(s->err.enhanced, sizeof s->err.enhanced, "%s", m->rcpts[0].enhanced);
-        snprintf(s->err.server_text, sizeof s->err.server_text, "%s", m->rcpts[0].text);
-        enter_quit(s);
+        fail_all_refused(s);
+        end_transaction(s, false);
     } else {
         send_envelope_command(s, s->env_sent);
     }
@@ -678,10 +706,21 @@ static void on_dot(smtp *s, const reply *r)
         s->msg->sent = true;
         log_line(s->log, HATO_LOG_INFO, "message accepted by %s: %d %s", s->opt->host, r->code,
                  r->nlines ? r->lines[0] : "");
-        enter_quit(s);
+        end_transaction(s, true);
         return;
     }
-    fail_reply(s, HATO_E_REPLY, r, "message refused at end of data");
+    error_set_reply(&s->err, HATO_E_REPLY, r, "message refused at end of data");
+    log_line(s->log, HATO_LOG_DEBUG, "smtp: %s", s->err.message);
+    /* A refusal of the data ends the transaction on the server too. */
+    end_transaction(s, true);
+}
+
+static void on_rset(smtp *s, const reply *r)
+{
+    if (reply_class(r) == 2)
+        smtp_set_state(s, SMTP_IDLE);
+    else
+        enter_quit(s);
 }
 
 static void on_reply(smtp *s, const reply *r)
@@ -695,9 +734,11 @@ static void on_reply(smtp *s, const reply *r)
     case SMTP_AUTH: on_auth(s, r); break;
     case SMTP_ENVELOPE: on_envelope(s, r); break;
     case SMTP_DOT: on_dot(s, r); break;
+    case SMTP_RSET: on_rset(s, r); break;
     case SMTP_QUIT: smtp_set_state(s, SMTP_DONE); break;
     case SMTP_TLS:
     case SMTP_BODY:
+    case SMTP_IDLE:
     case SMTP_DONE:
         smtp_fail(s, HATO_E_PROTOCOL, HATO_LAYER_SMTP, true,
                   "unexpected reply from %s during %s: %d %s", s->opt->host,
@@ -748,6 +789,7 @@ static bool awaiting_reply(const smtp *s)
     case SMTP_ENVELOPE: return s->env_answered < s->env_sent;
     case SMTP_TLS:
     case SMTP_BODY:
+    case SMTP_IDLE:
     case SMTP_DONE: return false;
     default: return true;
     }
@@ -756,6 +798,14 @@ static bool awaiting_reply(const smtp *s)
 size_t smtp_input(smtp *s, const char *data, size_t len)
 {
     size_t used = 0;
+    if (s->state == SMTP_IDLE) {
+        /* A server speaks to an idle client only to hang up (421 on its
+         * idle timeout): the connection is over, the last message's
+         * outcome stands. */
+        log_line(s->log, HATO_LOG_DEBUG, "smtp: %s spoke while idle: closing", s->opt->host);
+        smtp_set_state(s, SMTP_DONE);
+        return len;
+    }
     while (used < len && s->state != SMTP_DONE) {
         if (!awaiting_reply(s)) {
             smtp_fail(s, HATO_E_PROTOCOL, HATO_LAYER_SMTP, true,
@@ -814,7 +864,7 @@ static void pump_body(smtp *s)
         log_line(s->log, HATO_LOG_TRACE, "> .");
         s->body_done = true;
         smtp_set_state(s, SMTP_DOT);
-        if (ok && s->pipelining) {
+        if (ok && s->pipelining && s->opt->keep_alive_ms == 0 && s->report == NULL) {
             /* RFC 2920: QUIT may follow the end of data in one write. */
             send_line(s, NULL, "QUIT");
             s->quit_sent = true;
@@ -843,7 +893,7 @@ unsigned smtp_want(const smtp *s)
     unsigned w = 0;
     if (buf_size(&s->out) > 0 || s->state == SMTP_BODY)
         w |= SMTP_WANT_WRITE;
-    if (s->state == SMTP_DONE)
+    if (s->state == SMTP_DONE || s->state == SMTP_IDLE)
         return w ? w : SMTP_WANT_DONE;
     if (s->state == SMTP_TLS)
         return w ? w : SMTP_WANT_TLS;
@@ -864,9 +914,32 @@ void smtp_tls_wrapped(smtp *s)
     s->tls_active = true;
 }
 
+bool smtp_idle(const smtp *s)
+{
+    return s->state == SMTP_IDLE;
+}
+
+bool smtp_next(smtp *s, hato_message *m)
+{
+    if (s->state != SMTP_IDLE)
+        return false;
+    s->msg = m;
+    error_clear(&s->err);
+    s->mail_refused = false;
+    s->settled = false;
+    enter_envelope(s);
+    return true;
+}
+
+void smtp_quit(smtp *s)
+{
+    if (s->state == SMTP_IDLE)
+        enter_quit(s);
+}
+
 void smtp_eof(smtp *s)
 {
-    if (s->state == SMTP_QUIT || s->state == SMTP_DONE) {
+    if (s->state == SMTP_QUIT || s->state == SMTP_DONE || s->state == SMTP_IDLE) {
         smtp_set_state(s, SMTP_DONE);
         return;
     }
@@ -890,6 +963,8 @@ hato_timeout smtp_timeout_kind(const smtp *s)
         return s->env_answered <= s->msg->nrcpts ? HATO_TIMEOUT_RCPT : HATO_TIMEOUT_DATA_INIT;
     case SMTP_BODY: return HATO_TIMEOUT_DATA_XFER;
     case SMTP_DOT: return HATO_TIMEOUT_DATA_DONE;
+    case SMTP_RSET:
+    case SMTP_IDLE:
     case SMTP_QUIT:
     case SMTP_DONE: return HATO_TIMEOUT_QUIT;
     default: return HATO_TIMEOUT_HELO;
@@ -916,7 +991,7 @@ const char *smtp_timeout_key(hato_timeout kind)
 
 void smtp_timed_out(smtp *s, unsigned ms)
 {
-    if (s->state == SMTP_QUIT) {
+    if (s->state == SMTP_QUIT || s->state == SMTP_IDLE) {
         /* The message is already settled; a server slow to say goodbye
          * changes nothing. */
         smtp_set_state(s, SMTP_DONE);

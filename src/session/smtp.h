@@ -40,6 +40,12 @@ unsigned smtp_want(const smtp *s);
 void smtp_tls_started(smtp *s);
 /* Implicit TLS (RFC 8314): the link is encrypted before the greeting. */
 void smtp_tls_wrapped(smtp *s);
+/* Keep-alive: true when a message is done and the connection waits for
+ * the next; smtp_next starts it (false when not idle); smtp_quit ends an
+ * idle connection.  While idle the machine does not touch the old message. */
+bool smtp_idle(const smtp *s);
+bool smtp_next(smtp *s, hato_message *m);
+void smtp_quit(smtp *s);
 /* The connection is over from below: EOF, a timeout, an I/O or TLS error. */
 void smtp_eof(smtp *s);
 void smtp_timed_out(smtp *s, unsigned ms);

@@ -354,6 +354,126 @@ static void test_overlong_reply(void)
     hato_options_free(o);
 }
 
+/* Feeds each server step in one piece and returns what the client wrote
+ * after the last (caller frees). */
+static char *exchange(hato_session *s, const char *const *server, size_t n)
+{
+    char *out = NULL;
+    for (size_t i = 0; i < n; i++) {
+        hato_session_input(s, (const uint8_t *)server[i], strlen(server[i]));
+        free(out);
+        out = drain(s);
+    }
+    return out;
+}
+
+static void test_keep_alive(void)
+{
+    hato_options *o = plain_options(NULL);
+    hato_options_set_keep_alive(o, 10000);
+    hato_message *m1 = message("one\n", 1);
+    hato_session *s = hato_session_new(o, m1, NULL);
+
+    /* First message, pipelined: no QUIT with the final dot. */
+    const char *first[] = {"220 relay\r\n", "250-relay\r\n250 PIPELINING\r\n",
+                           "250 ok\r\n250 ok\r\n354 go\r\n"};
+    char *out = exchange(s, first, 3);
+    CHECK_STR(out, "one\r\n.\r\n");
+    free(out);
+    out = exchange(s, (const char *[]){"250 2.0.0 queued as A\r\n"}, 1);
+    CHECK_STR(out, "");
+    free(out);
+    CHECK(hato_session_idle(s));
+    CHECK(hato_session_want(s) & HATO_WANT_DONE);
+    CHECK(hato_session_error(s) == NULL && hato_message_sent(m1));
+    /* The session no longer needs the first message. */
+    hato_message_free(m1);
+
+    /* Second message on the same connection: refused, then RSET. */
+    hato_message *m2 = message("two\n", 1);
+    CHECK_INT(hato_session_next(s, m2), HATO_OK);
+    out = drain(s);
+    CHECK_STR(out, "MAIL FROM:<me@example.test>\r\nRCPT TO:<a@example.test>\r\nDATA\r\n");
+    free(out);
+    out = exchange(s, (const char *[]){"250 ok\r\n550 5.1.1 no such user\r\n554 no valid recipients\r\n"}, 1);
+    CHECK_STR(out, "RSET\r\n");
+    free(out);
+    check_error(s, HATO_E_RECIPIENTS, false, 550, "no such user");
+    CHECK(!hato_session_idle(s));
+    out = exchange(s, (const char *[]){"250 2.0.0 reset\r\n"}, 1);
+    CHECK_STR(out, "");
+    free(out);
+    CHECK(hato_session_idle(s));
+
+    /* Third: sent; then goodbye. */
+    hato_message *m3 = message("three\n", 1);
+    CHECK_INT(hato_session_next(s, m3), HATO_OK);
+    CHECK(hato_session_error(s) == NULL);
+    free(drain(s));
+    out = exchange(s, (const char *[]){"250 ok\r\n250 ok\r\n354 go\r\n"}, 1);
+    CHECK_STR(out, "three\r\n.\r\n");
+    free(out);
+    out = exchange(s, (const char *[]){"250 queued as C\r\n"}, 1);
+    free(out);
+    CHECK(hato_message_sent(m3));
+    CHECK_INT(hato_session_next(s, NULL), HATO_E_STATE);
+    CHECK_INT(hato_session_quit(s), HATO_OK);
+    out = drain(s);
+    CHECK_STR(out, "QUIT\r\n");
+    free(out);
+    CHECK_INT(hato_session_next(s, m3), HATO_E_STATE);
+    hato_session_input_eof(s);
+    CHECK(hato_session_want(s) & HATO_WANT_DONE);
+    CHECK(hato_session_error(s) == NULL);
+    hato_session_free(s);
+    hato_message_free(m2);
+    hato_message_free(m3);
+    hato_options_free(o);
+}
+
+static void test_idle_server_hangs_up(void)
+{
+    hato_options *o = plain_options(NULL);
+    hato_options_set_keep_alive(o, 10000);
+    hato_message *m = message("one\n", 1);
+    hato_session *s = hato_session_new(o, m, NULL);
+    const char *steps[] = {"220 relay\r\n", "250 relay\r\n", "250 ok\r\n", "250 ok\r\n",
+                           "354 go\r\n", "250 queued\r\n"};
+    free(exchange(s, steps, 6));
+    CHECK(hato_session_idle(s) && hato_message_sent(m));
+    /* The server's idle timeout: 421 while we wait.  The session ends; the
+     * sent message stays sent and no error appears. */
+    free(exchange(s, (const char *[]){"421 4.4.2 idle timeout\r\n"}, 1));
+    CHECK(!hato_session_idle(s));
+    CHECK(hato_session_want(s) & HATO_WANT_DONE);
+    CHECK(hato_session_error(s) == NULL);
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+static void test_hangup_before_quit(void)
+{
+    /* The message is settled; the server closes before our QUIT is
+     * written: the failure to write QUIT is no failure of the message, and
+     * the session ends instead of retrying the write. */
+    hato_options *o = plain_options(NULL);
+    hato_message *m = message("one\n", 1);
+    hato_session *s = hato_session_new(o, m, NULL);
+    const char *steps[] = {"220 relay\r\n", "250 relay\r\n", "250 ok\r\n", "250 ok\r\n",
+                           "354 go\r\n"};
+    free(exchange(s, steps, 5));
+    hato_session_input(s, (const uint8_t *)"250 queued\r\n", 12);
+    CHECK(hato_session_want(s) & HATO_WANT_WRITE); /* QUIT pending */
+    hato_session_io_failed(s, "Broken pipe");
+    CHECK(hato_session_want(s) & HATO_WANT_DONE);
+    CHECK(hato_session_error(s) == NULL);
+    CHECK(hato_message_sent(m));
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
 int main(void)
 {
     test_plain_send();
@@ -370,5 +490,8 @@ int main(void)
     test_reader_error_never_sends_dot();
     test_timeouts();
     test_overlong_reply();
+    test_keep_alive();
+    test_idle_server_hangs_up();
+    test_hangup_before_quit();
     return check_finish("session");
 }
