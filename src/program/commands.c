@@ -1,7 +1,8 @@
 /*
- * commands.c - the two commands that send nothing: --probe, which lets the
- * library diagnose the relay with the same options a send would use, and
- * --tofu-accept, which removes one pinned key from the state directory.
+ * commands.c - the commands that read no message: --probe, which lets the
+ * library diagnose the relay with the same options a send would use,
+ * --tofu-accept, which removes one pinned key from the state directory,
+ * -q, which runs over the queue once, and -bp (mailq), which lists it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <dirent.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hato.h"
@@ -16,6 +19,7 @@
 #include "config.h"
 #include "exitcode.h"
 #include "program.h"
+#include "queue.h"
 
 static void on_probe_line(void *user, const char *line)
 {
@@ -161,3 +165,151 @@ out:
     return ex;
 }
 
+
+/* ------------------------------------------------------------------ */
+/* The queue                                                          */
+
+int flush_queue(struct program *pg)
+{
+    char err[1024];
+    int ex = EX_OK;
+
+    if (!pg->log_open) {
+        if (maillog_open(&pg->log, pg->cfg.maillog_file, pg->cfg.myhostname, err, sizeof err) != 0)
+            say("warning: %s", err);
+        pg->log_open = true;
+    }
+    struct delivery *d = delivery_start(pg, &ex);
+    if (d == NULL)
+        return ex;
+    struct queue_spool *q = delivery_spool(d);
+    char **ids = NULL;
+    size_t n = 0;
+    if (queue_list(q, &ids, &n, err, sizeof err) != QUEUE_OK) {
+        say("%s", err);
+        delivery_end(d);
+        return EX_TEMPFAIL;
+    }
+    /* -q alone flushes everything now (Postfix's sendmail -q, postqueue
+     * -f); -qTIME, the form for cron and timers, takes only messages whose
+     * backoff has passed. */
+    bool force = pg->args.flush_interval == 0;
+    bool down = false;
+    char down_error[2700] = "";
+    size_t tried = 0, busy = 0, waiting = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct queue_entry e;
+        enum queue_status st = queue_load(q, ids[i], true, &e, err, sizeof err);
+        if (st == QUEUE_BUSY || st == QUEUE_GONE) {
+            busy += st == QUEUE_BUSY;
+        } else if (st != QUEUE_OK) {
+            say("queue %s: %s; left in place", ids[i], err);
+        } else if (!force && e.next_attempt > (long long)time(NULL)) {
+            waiting++;
+        } else {
+            bool relay_down = false;
+            tried++;
+            delivery_run(d, &e, down ? down_error : NULL, &relay_down);
+            if (!down && relay_down) {
+                /* Every later message would wait for the same timeout:
+                 * they keep their schedule, only expiry applies. */
+                down = true;
+                snprintf(down_error, sizeof down_error, "not tried: %s",
+                         e.error ? e.error : "the relay did not answer");
+            }
+        }
+        queue_entry_free(&e);
+    }
+    if (pg->args.verbose > 0)
+        say("queue run: %zu message%s tried, %zu busy with another hato, %zu waiting for their "
+            "retry time%s", tried, tried == 1 ? "" : "s", busy, waiting,
+            down ? "; the relay did not answer" : "");
+    queue_list_free(ids, n);
+    delivery_end(d);
+    return EX_OK;
+}
+
+static size_t count_failed(const char *dir)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/failed", dir);
+    DIR *dh = opendir(p);
+    size_t n = 0;
+    if (dh == NULL)
+        return 0;
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL)
+        if (de->d_name[0] != '.' && strchr(de->d_name, '.') == NULL)
+            n++;
+    closedir(dh);
+    return n;
+}
+
+int list_queue(struct program *pg)
+{
+    char err[1024];
+    struct queue_spool q;
+    const char *dir = pg->cfg.queue_directory;
+    char probe_path[4096];
+    snprintf(probe_path, sizeof probe_path, "%s/maildrop", dir);
+    if (access(probe_path, F_OK) == 0)
+        dir = "/var/spool/hato"; /* Postfix's queue: the same rule as send.c */
+    if (queue_spool_open(&q, dir, err, sizeof err) != QUEUE_OK) {
+        say("%s", err);
+        return errno == EACCES ? EX_NOPERM : EX_TEMPFAIL;
+    }
+    char **ids = NULL;
+    size_t n = 0;
+    if (queue_list(&q, &ids, &n, err, sizeof err) != QUEUE_OK) {
+        say("%s", err);
+        queue_spool_close(&q);
+        return EX_TEMPFAIL;
+    }
+    unsigned long long bytes = 0;
+    size_t shown = 0;
+    time_t now = time(NULL);
+    for (size_t i = 0; i < n; i++) {
+        struct queue_entry e;
+        if (queue_load(&q, ids[i], false, &e, err, sizeof err) != QUEUE_OK) {
+            queue_entry_free(&e);
+            continue;
+        }
+        if (shown++ == 0)
+            printf("-Queue ID-      --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
+        char when[64] = "";
+        time_t t = (time_t)e.arrival_sec;
+        struct tm tm;
+        if (localtime_r(&t, &tm) != NULL)
+            strftime(when, sizeof when, "%a %b %e %H:%M:%S", &tm);
+        bool active = queue_locked_by_other(&q, e.id);
+        printf("%s%c %8lld %-20s  %s\n", e.id, active ? '*' : ' ', (long long)e.size, when,
+               e.sender[0] ? e.sender : "MAILER-DAEMON");
+        long long age = (long long)now - e.arrival_sec;
+        if (e.attempts > 0) {
+            long long next = e.next_attempt - (long long)now;
+            printf("%46s(%u attempt%s, age %llds, next %s%llds: %s)\n", "", e.attempts,
+                   e.attempts == 1 ? "" : "s", age, next > 0 ? "in " : "due, ",
+                   next > 0 ? next : 0, e.error ? e.error : "no error recorded");
+        } else {
+            printf("%46s(not tried yet, age %llds)\n", "", age);
+        }
+        for (size_t k = 0; k < e.nrcpts; k++)
+            if (e.rcpts[k].status == QUEUE_RCPT_PENDING)
+                printf("%46s%s\n", "", e.rcpts[k].address);
+        printf("\n");
+        bytes += (unsigned long long)e.size;
+        queue_entry_free(&e);
+    }
+    if (shown == 0)
+        printf("Mail queue is empty\n");
+    else
+        printf("-- %llu Kbytes in %zu Request%s.\n", (bytes + 1023) / 1024, shown,
+               shown == 1 ? "" : "s");
+    size_t failed = count_failed(q.dir);
+    if (failed > 0)
+        printf("(%zu failed message%s kept in %s/failed)\n", failed, failed == 1 ? "" : "s",
+               q.dir);
+    queue_list_free(ids, n);
+    queue_spool_close(&q);
+    return EX_OK;
+}

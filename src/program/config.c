@@ -93,6 +93,14 @@ static const struct known {
     {"myorigin", "$myhostname"},
     {"smtp_helo_name", "$myhostname"},
     {"maillog_file", ""},
+    /* Local recipients and sender rewriting (aliases.c, rewrite.c). */
+    {"mydestination", "$myhostname, localhost.$mydomain, localhost"},
+    {"alias_maps", "hash:/etc/aliases"},
+    /* Not Postfix's hash:/etc/aliases: hato's newaliases checks the files
+     * it reads, so by default the same ones. */
+    {"alias_database", "$alias_maps"},
+    {"sender_canonical_maps", ""},
+    {"smtp_generic_maps", ""},
     {"smtp_connect_timeout", "30s"},
     {"smtp_helo_timeout", "300s"},
     {"smtp_starttls_timeout", "300s"},
@@ -102,6 +110,11 @@ static const struct known {
     {"smtp_data_xfer_timeout", "180s"},
     {"smtp_data_done_timeout", "600s"},
     {"smtp_quit_timeout", "300s"},
+    {"queue_directory", "/var/spool/hato"},
+    {"minimal_backoff_time", "300s"},
+    {"maximal_backoff_time", "4000s"},
+    {"maximal_queue_lifetime", "5d"},
+    {"bounce_queue_lifetime", "5d"},
 };
 
 /* Indexed by hato_timeout. */
@@ -986,15 +999,17 @@ static enum config_status parse_security(struct parser *p, const char *key, unsi
     return CONFIG_OK;
 }
 
-static enum config_status parse_password_maps(struct parser *p)
+/* A list of tables (key) into *out: "type:/path" with type hash, btree or
+ * texthash, or an absolute path.  Another type is an error, or with
+ * skip_unsupported a warning and the table is left out.  *line receives the
+ * key's line (0: the default). */
+static enum config_status parse_tables(struct parser *p, const char *key, bool skip_unsupported,
+                                       char ***out, size_t *nout, unsigned *line)
 {
-    struct config *c = p->c;
     char *v, w[512];
-    unsigned line;
-    enum config_status st = get(p, "smtp_sasl_password_maps", &v, &line);
+    enum config_status st = get(p, key, &v, line);
     if (st != CONFIG_OK)
         return st;
-    c->password_maps_line = line;
     const char *cur = v, *item;
     size_t n;
     while (st == CONFIG_OK && text_list_next(&cur, TEXT_LIST_SEPARATORS, &item, &n)) {
@@ -1004,9 +1019,15 @@ static enum config_status parse_password_maps(struct parser *p)
             size_t tlen = (size_t)(colon - item);
             if (!text_item_is(item, tlen, "hash") && !text_item_is(item, tlen, "texthash") &&
                 !text_item_is(item, tlen, "btree")) {
-                st = fail(p, "%ssmtp_sasl_password_maps = %s: table type %.*s: is not supported; "
+                if (skip_unsupported) {
+                    warnf(p, "%s%s: table %.*s is ignored: hato reads only the text file of a "
+                             "hash:, btree: or texthash: table", where(p, *line, w, sizeof w), key,
+                          (int)n, item);
+                    continue;
+                }
+                st = fail(p, "%s%s = %s: table type %.*s: is not supported; "
                              "hato reads the text file of a hash:, btree: or texthash: table "
-                             "(write hash:/path/to/file)", where(p, line, w, sizeof w), v,
+                             "(write hash:/path/to/file)", where(p, *line, w, sizeof w), key, v,
                           (int)tlen, item);
                 break;
             }
@@ -1014,13 +1035,59 @@ static enum config_status parse_password_maps(struct parser *p)
         }
         size_t plen = n - (size_t)(path - item);
         if (plen == 0 || path[0] != '/')
-            st = fail(p, "%ssmtp_sasl_password_maps = %s: %.*s is not an absolute path",
-                      where(p, line, w, sizeof w), v, (int)plen, path);
-        else if (!push(&c->password_maps, &c->npassword_maps, dup_range(path, plen)))
+            st = fail(p, "%s%s = %s: %.*s is not an absolute path",
+                      where(p, *line, w, sizeof w), key, v, (int)plen, path);
+        else if (!push(out, nout, dup_range(path, plen)))
             st = nomem(p);
     }
     free(v);
     return st;
+}
+
+static enum config_status parse_password_maps(struct parser *p)
+{
+    struct config *c = p->c;
+    return parse_tables(p, "smtp_sasl_password_maps", false, &c->password_maps,
+                        &c->npassword_maps, &c->password_maps_line);
+}
+
+/* mydestination, alias and rewriting tables. */
+static enum config_status resolve_local(struct parser *p)
+{
+    struct config *c = p->c;
+    enum config_status st;
+    char *v, w[512];
+    unsigned line, dbline;
+
+    if ((st = get(p, "mydestination", &v, &line)) != CONFIG_OK)
+        return st;
+    const char *cur = v, *item;
+    size_t n;
+    while (st == CONFIG_OK && text_list_next(&cur, TEXT_LIST_SEPARATORS, &item, &n)) {
+        if (memchr(item, '/', n) != NULL || memchr(item, ':', n) != NULL)
+            warnf(p, "%smydestination: %.*s is ignored: hato takes domain names here, not tables "
+                     "or files", where(p, line, w, sizeof w), (int)n, item);
+        else if (!push(&c->mydestination, &c->nmydestination, dup_range(item, n)))
+            st = nomem(p);
+    }
+    free(v);
+    if (st != CONFIG_OK)
+        return st;
+
+    /* Aliases are optional: a table type hato cannot read leaves it out. */
+    if ((st = parse_tables(p, "alias_maps", true, &c->alias_maps, &c->nalias_maps, &line)) != CONFIG_OK)
+        return st;
+    c->alias_maps_set = line > 0;
+    if ((st = parse_tables(p, "alias_database", true, &c->alias_database, &c->nalias_database,
+                           &dbline)) != CONFIG_OK)
+        return st;
+    c->alias_database_set = dbline > 0 || c->alias_maps_set; /* the default is $alias_maps */
+    /* Rewriting the sender is what lets the provider accept it: a table
+     * hato cannot read is an error, not a silent "no rewriting". */
+    if ((st = parse_tables(p, "sender_canonical_maps", false, &c->canonical_maps,
+                           &c->ncanonical_maps, &line)) != CONFIG_OK)
+        return st;
+    return parse_tables(p, "smtp_generic_maps", false, &c->generic_maps, &c->ngeneric_maps, &line);
 }
 
 /* smtp_sasl_password: taken as written (a password may hold '$'), never
@@ -1095,6 +1162,56 @@ static enum config_status resolve_sasl(struct parser *p)
     return parse_config_password(p);
 }
 
+/* queue_directory and the retry times (docs/queue.md). */
+static enum config_status queue_values(struct parser *p)
+{
+    struct config *c = p->c;
+    enum config_status st;
+    char *v, w[512];
+    unsigned line;
+
+    if ((st = get(p, "queue_directory", &v, &line)) != CONFIG_OK)
+        return st;
+    if (v[0] != '/') {
+        st = fail(p, "%squeue_directory = %s: must be an absolute path, such as /var/spool/hato",
+                  where(p, line, w, sizeof w), v);
+        free(v);
+        return st;
+    }
+    c->queue_directory = v;
+
+    static const struct {
+        const char *key;
+        size_t off;
+        bool zero_ok; /* Postfix: a lifetime of 0 means "no retries" */
+    } times[] = {
+        {"minimal_backoff_time", offsetof(struct config, min_backoff), false},
+        {"maximal_backoff_time", offsetof(struct config, max_backoff), false},
+        {"maximal_queue_lifetime", offsetof(struct config, max_queue_lifetime), true},
+        {"bounce_queue_lifetime", offsetof(struct config, bounce_queue_lifetime), true},
+    };
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        if ((st = get(p, times[i].key, &v, &line)) != CONFIG_OK)
+            return st;
+        unsigned ms;
+        if (config_parse_time(v, &ms) != 0 || (ms < 1000 && !(ms == 0 && times[i].zero_ok)))
+            st = fail(p, "%s%s = %s: not a time; use a number with s, m, h, d or w "
+                         "(300s, 5m, 1h, 5d; a bare number is seconds)%s",
+                      where(p, line, w, sizeof w), times[i].key, v,
+                      times[i].zero_ok ? ", or 0" : ", at least 1s");
+        else
+            *(unsigned *)((char *)c + times[i].off) = ms / 1000;
+        free(v);
+        if (st != CONFIG_OK)
+            return st;
+    }
+    if (c->max_backoff < c->min_backoff)
+        return fail(p, "%s: maximal_backoff_time (%us) is shorter than minimal_backoff_time "
+                       "(%us); raise maximal_backoff_time", c->path, c->max_backoff,
+                    c->min_backoff);
+    return CONFIG_OK;
+}
+
 static enum config_status resolve_general(struct parser *p)
 {
     struct config *c = p->c;
@@ -1159,7 +1276,7 @@ static enum config_status resolve_general(struct parser *p)
         if (st != CONFIG_OK)
             return st;
     }
-    return CONFIG_OK;
+    return queue_values(p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1270,6 +1387,8 @@ static enum config_status parse_text(struct config *c, const char *name, const c
         st = resolve_tls(&p);
     if (st == CONFIG_OK)
         st = resolve_sasl(&p);
+    if (st == CONFIG_OK)
+        st = resolve_local(&p);
 
     for (size_t i = 0; i < p.n; i++) {
         free(p.v[i].key);
@@ -1360,6 +1479,12 @@ void config_free(struct config *c)
     free(c->myorigin);
     free(c->helo_name);
     free(c->maillog_file);
+    free_vector(c->mydestination, c->nmydestination);
+    free_vector(c->alias_maps, c->nalias_maps);
+    free_vector(c->alias_database, c->nalias_database);
+    free_vector(c->canonical_maps, c->ncanonical_maps);
+    free_vector(c->generic_maps, c->ngeneric_maps);
+    free(c->queue_directory);
     free(c->cert_file);
     free(c->key_file);
     free(c->fp_digest);

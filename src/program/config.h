@@ -90,7 +90,29 @@ struct config {
     char *helo_name;
     char *maillog_file;         /* NULL: syslog */
 
+    /* Local recipients (aliases.c) and sender rewriting (rewrite.c).  The
+     * table vectors hold text file paths, in lookup order. */
+    char **mydestination;       /* domain names whose addresses are local */
+    size_t nmydestination;
+    char **alias_maps;          /* read when a recipient is local */
+    size_t nalias_maps;
+    bool alias_maps_set;        /* named in the file: a missing table gets a warning */
+    char **alias_database;      /* checked by newaliases */
+    size_t nalias_database;
+    bool alias_database_set;
+    char **canonical_maps;      /* sender_canonical_maps */
+    size_t ncanonical_maps;
+    char **generic_maps;        /* smtp_generic_maps */
+    size_t ngeneric_maps;
+
     unsigned timeout_ms[HATO_TIMEOUT_COUNT_];
+
+    /* The queue (docs/queue.md); times in seconds. */
+    char *queue_directory;      /* never NULL after a successful load */
+    unsigned min_backoff;       /* minimal_backoff_time, >= 1 */
+    unsigned max_backoff;       /* maximal_backoff_time, >= min_backoff */
+    unsigned max_queue_lifetime;    /* 0: no retries, bounce at once */
+    unsigned bounce_queue_lifetime; /* the same for reports from <> */
 
     int open_errno;             /* with CONFIG_UNREADABLE */
 };

@@ -141,10 +141,20 @@ size_t headers_remove(char *h, size_t len, const char *name)
 /* ------------------------------------------------------------------ */
 /* Address lists (RFC 5322 section 3.4)                               */
 
-/* One character onto an address being collected. */
-static void ab_put(struct text_buf *b, char c)
+/* An address being collected, and where its characters came from in the
+ * input: [start, end) covers every character that went into it, so that
+ * the address can be replaced in place. */
+struct coll {
+    struct text_buf b;
+    size_t start, end;
+};
+
+static void coll_put(struct coll *c, const char *s, size_t i)
 {
-    text_buf_add(b, &c, 1);
+    if (c->b.len == 0)
+        c->start = i;
+    text_buf_add(&c->b, s + i, 1);
+    c->end = i + 1;
 }
 
 /* Skips a comment starting at s[i] == '('; nested, with quoted-pairs. */
@@ -166,50 +176,52 @@ static size_t skip_comment(const char *s, size_t len, size_t i)
 
 /* Copies a quoted string or domain literal starting at s[i] (the opening
  * '"' or '['), delimiters and quoted-pairs kept, folding removed. */
-static size_t copy_delimited(const char *s, size_t len, size_t i, char close, struct text_buf *b)
+static size_t copy_delimited(const char *s, size_t len, size_t i, char close, struct coll *c)
 {
-    ab_put(b, s[i++]);
+    coll_put(c, s, i++);
     for (; i < len; i++) {
         if (s[i] == '\r' || s[i] == '\n')
             continue;
         if (s[i] == '\\' && i + 1 < len) {
-            ab_put(b, s[i++]);
-            ab_put(b, s[i]);
+            coll_put(c, s, i++);
+            coll_put(c, s, i);
             continue;
         }
-        ab_put(b, s[i]);
+        coll_put(c, s, i);
         if (s[i] == close)
             return i + 1;
     }
     return len;
 }
 
-static int flush(struct text_buf *cur, struct text_buf *angle, bool *have_angle, headers_addr_fn fn,
-                 void *user)
+/* Receives one address and where it is in the input. */
+typedef int (*span_fn)(void *user, const char *address, size_t start, size_t end);
+
+static int flush(struct coll *cur, struct coll *angle, bool *have_angle, span_fn fn, void *user)
 {
-    struct text_buf *b = *have_angle ? angle : cur;
+    struct coll *c = *have_angle ? angle : cur;
     int rc = 0;
-    if (cur->failed || angle->failed)
+    if (cur->b.failed || angle->b.failed)
         return -1;
-    if (b->len > 0) {
-        const char *a = b->s;
+    if (c->b.len > 0) {
+        const char *a = c->b.s;
         /* Obsolete source route "<@relay1,@relay2:user@host>" (4.4). */
         if (a[0] == '@') {
             const char *colon = strchr(a, ':');
-            a = colon ? colon + 1 : a + b->len;
+            a = colon ? colon + 1 : a + c->b.len;
         }
         if (*a != '\0')
-            rc = fn(user, a);
+            rc = fn(user, a, c->start, c->end);
     }
-    cur->len = 0;
-    angle->len = 0;
+    cur->b.len = 0;
+    angle->b.len = 0;
     *have_angle = false;
     return rc;
 }
 
-int headers_parse_addresses(const char *s, size_t len, headers_addr_fn fn, void *user)
+static int parse_spans(const char *s, size_t len, span_fn fn, void *user)
 {
-    struct text_buf cur = {0}, angle = {0};
+    struct coll cur = {0}, angle = {0};
     bool have_angle = false;
     int rc = 0;
     size_t i = 0;
@@ -226,8 +238,10 @@ int headers_parse_addresses(const char *s, size_t len, headers_addr_fn fn, void 
         } else if (c == '[') {
             i = copy_delimited(s, len, i, ']', &cur);
         } else if (c == '<') {
-            angle.len = 0;
+            angle.b.len = 0;
             have_angle = true;
+            /* The span is the inside of the brackets, even when empty. */
+            angle.start = angle.end = i + 1;
             for (i++; i < len && s[i] != '>';) {
                 if (s[i] == '"')
                     i = copy_delimited(s, len, i, '"', &angle);
@@ -238,7 +252,7 @@ int headers_parse_addresses(const char *s, size_t len, headers_addr_fn fn, void 
                 else if (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')
                     i++;
                 else
-                    ab_put(&angle, s[i++]);
+                    coll_put(&angle, s, i++);
             }
             if (i < len)
                 i++; /* '>' */
@@ -247,39 +261,176 @@ int headers_parse_addresses(const char *s, size_t len, headers_addr_fn fn, void 
             i++;
         } else if (c == ':' && !have_angle) {
             /* "name:" opens a group; the name was a display name. */
-            cur.len = 0;
+            cur.b.len = 0;
             i++;
         } else if (c == ';') {
             rc = flush(&cur, &angle, &have_angle, fn, user);
             i++;
         } else {
-            ab_put(&cur, c);
-            i++;
+            coll_put(&cur, s, i++);
         }
     }
     if (rc == 0)
         rc = flush(&cur, &angle, &have_angle, fn, user);
-    if (cur.failed || angle.failed)
+    if (cur.b.failed || angle.b.failed)
         rc = -1;
-    free(cur.s);
-    free(angle.s);
+    free(cur.b.s);
+    free(angle.b.s);
     return rc;
+}
+
+struct plain {
+    headers_addr_fn fn;
+    void *user;
+};
+
+static int plain_span(void *user, const char *address, size_t start, size_t end)
+{
+    struct plain *p = user;
+    (void)start;
+    (void)end;
+    return p->fn(p->user, address);
+}
+
+int headers_parse_addresses(const char *s, size_t len, headers_addr_fn fn, void *user)
+{
+    struct plain p = {fn, user};
+    return parse_spans(s, len, plain_span, &p);
+}
+
+/* The offset of the value of the field at h[pos] (after its ':'). */
+static size_t value_offset(const char *h, size_t pos, size_t n)
+{
+    const char *colon = memchr(h + pos, ':', n);
+    return (size_t)(colon - (h + pos)) + 1;
+}
+
+static bool is_resent(const char *name, size_t nl)
+{
+    return nl > 7 && strncasecmp(name, "Resent-", 7) == 0;
+}
+
+static bool is_resent_recipient(const char *name, size_t nl)
+{
+    return name_is(name, nl, "Resent-To") || name_is(name, nl, "Resent-Cc") ||
+           name_is(name, nl, "Resent-Bcc");
+}
+
+/* The first run of consecutive Resent-* fields that holds a Resent-To, -Cc
+ * or -Bcc: [*start, *end).  False when there is none.  RFC 5322 section
+ * 3.6.6: each resend prepends its block, so the first is the most recent. */
+static bool find_resent_block(const char *h, size_t len, size_t *start, size_t *end)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        size_t nl;
+        size_t n = field_len(h, len, pos, &nl);
+        if (!is_resent(h + pos, nl)) {
+            pos += n;
+            continue;
+        }
+        size_t block = pos;
+        bool rcpt = false;
+        while (pos < len) {
+            n = field_len(h, len, pos, &nl);
+            if (!is_resent(h + pos, nl))
+                break;
+            rcpt = rcpt || is_resent_recipient(h + pos, nl);
+            pos += n;
+        }
+        if (rcpt) {
+            *start = block;
+            *end = pos;
+            return true;
+        }
+    }
+    return false;
 }
 
 int headers_extract_recipients(const char *h, size_t len, headers_addr_fn fn, void *user)
 {
-    for (size_t pos = 0; pos < len;) {
+    size_t from = 0, to = len;
+    bool resent = find_resent_block(h, len, &from, &to);
+    for (size_t pos = from; pos < to;) {
         size_t nl;
         size_t n = field_len(h, len, pos, &nl);
-        if (name_is(h + pos, nl, "To") || name_is(h + pos, nl, "Cc") ||
-            name_is(h + pos, nl, "Bcc")) {
-            const char *colon = memchr(h + pos, ':', n);
-            size_t off = (size_t)(colon - (h + pos)) + 1;
+        bool take = resent ? is_resent_recipient(h + pos, nl)
+                           : name_is(h + pos, nl, "To") || name_is(h + pos, nl, "Cc") ||
+                                 name_is(h + pos, nl, "Bcc");
+        if (take) {
+            size_t off = value_offset(h, pos, n);
             int rc = headers_parse_addresses(h + pos + off, n - off, fn, user);
             if (rc != 0)
                 return rc;
         }
         pos += n;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Rewriting addresses in place                                       */
+
+struct rewriting {
+    const char *field;       /* the field's value */
+    size_t copied;           /* bytes of field already in out */
+    struct text_buf *out;
+    headers_rewrite_fn fn;
+    void *user;
+};
+
+static int rewrite_span(void *user, const char *address, size_t start, size_t end)
+{
+    struct rewriting *r = user;
+    char *repl = NULL;
+    int rc = r->fn(r->user, address, &repl);
+    if (rc < 0)
+        return -1;
+    if (rc > 0 && repl != NULL) {
+        text_buf_add(r->out, r->field + r->copied, start - r->copied);
+        text_buf_add(r->out, repl, strlen(repl));
+        r->copied = end;
+    }
+    free(repl);
+    return 0;
+}
+
+int headers_rewrite_addresses(const char *h, size_t len, const char *const *names, size_t nnames,
+                              headers_rewrite_fn fn, void *user, char **out, size_t *outlen)
+{
+    struct text_buf b = {0};
+    int rc = 0;
+    *out = NULL;
+    *outlen = 0;
+    for (size_t pos = 0; pos < len && rc == 0;) {
+        size_t nl;
+        size_t n = field_len(h, len, pos, &nl);
+        bool take = false;
+        for (size_t k = 0; k < nnames && !take; k++)
+            take = nl > 0 && name_is(h + pos, nl, names[k]);
+        if (take) {
+            size_t off = value_offset(h, pos, n);
+            text_buf_add(&b, h + pos, off);
+            struct rewriting r = {h + pos + off, 0, &b, fn, user};
+            rc = parse_spans(h + pos + off, n - off, rewrite_span, &r);
+            text_buf_add(&b, h + pos + off + r.copied, n - off - r.copied);
+        } else {
+            text_buf_add(&b, h + pos, n);
+        }
+        pos += n;
+    }
+    if (rc == 0 && b.failed)
+        rc = -1;
+    if (rc != 0) {
+        free(b.s);
+        return rc;
+    }
+    *out = b.s;
+    *outlen = b.len;
+    if (*out == NULL) { /* an empty header section */
+        *out = strdup("");
+        if (*out == NULL)
+            return -1;
     }
     return 0;
 }

@@ -51,8 +51,28 @@ typedef int (*headers_addr_fn)(void *user, const char *address);
  * nonzero value. */
 int headers_parse_addresses(const char *s, size_t len, headers_addr_fn fn, void *user);
 
-/* The same over every To, Cc and Bcc field of the header section. */
+/* The recipients for -t: the same over every To, Cc and Bcc field of the
+ * header section -- unless it holds Resent-To, Resent-Cc or Resent-Bcc
+ * fields, as a resent message does: then only those of the most recent
+ * Resent block (the first run of consecutive Resent-* fields holding one;
+ * RFC 5322 section 3.6.6 prepends each block), as sendmail and Postfix
+ * take the Resent recipients instead of the original ones. */
 int headers_extract_recipients(const char *h, size_t len, headers_addr_fn fn, void *user);
+
+/* Decides the replacement for one address: returns 1 with *replacement
+ * malloc'd (the caller of headers_rewrite_addresses frees it), 0 to keep
+ * the address, -1 to stop with an error. */
+typedef int (*headers_rewrite_fn)(void *user, const char *address, char **replacement);
+
+/* Copies the header section h[0..len) into *out (malloc'd, NUL-terminated,
+ * *outlen bytes; the caller frees it), with each address of the fields
+ * named in names (case-insensitive) passed through fn.  Only the address
+ * changes: display names, comments, folding and every other byte stay as
+ * they were ("Name <old>" becomes "Name <new>", "old (comment)" becomes
+ * "new (comment)").  Returns 0, -1 out of memory or fn's error (then *out
+ * is NULL). */
+int headers_rewrite_addresses(const char *h, size_t len, const char *const *names, size_t nnames,
+                              headers_rewrite_fn fn, void *user, char **out, size_t *outlen);
 
 /* "Date: Tue, 04 Mar 2025 10:11:12 +0900" (local time, numeric zone) plus
  * eol.  Returns the length, or 0 when it did not fit. */

@@ -162,23 +162,32 @@ int read_header_section(struct program *pg)
     }
     if (!info.has_from) {
         const char *display = pg->args.full_name ? pg->args.full_name : pg->gecos_name;
-        char *addr = pg->sender[0] != '\0' ? NULL : qualify(pg->user, pg->cfg.myorigin);
-        if (pg->sender[0] == '\0' && addr == NULL)
+        char *addr = envelope_from_address(pg);
+        if (addr == NULL)
             return EX_TEMPFAIL;
-        if (headers_format_from(from, sizeof from, display, addr ? addr : pg->sender, eol) == 0)
-            headers_format_from(from, sizeof from, NULL, addr ? addr : pg->sender, eol);
+        if (headers_format_from(from, sizeof from, display, addr, eol) == 0)
+            headers_format_from(from, sizeof from, NULL, addr, eol);
         free(addr);
     }
+    /* The original fields, Bcc and Resent-Bcc removed and the sender's
+     * addresses rewritten (envelope.c). */
+    char *fields;
+    size_t flen;
+    if (envelope_edit_header(pg, pg->hbuf, hlen, &fields, &flen) != 0) {
+        say("out of memory for the message's header section");
+        return EX_TEMPFAIL;
+    }
     size_t added = strlen(date) + strlen(msgid) + strlen(from);
-    pg->head = malloc(added + hlen + 3);
+    pg->head = malloc(added + flen + 3);
     if (pg->head == NULL) {
+        free(fields);
         say("out of memory for the message's header section");
         return EX_TEMPFAIL;
     }
     size_t k = (size_t)snprintf(pg->head, added + 1, "%s%s%s", date, msgid, from);
-    memcpy(pg->head + k, pg->hbuf, hlen);
-    /* RFC 5322 section 3.6.3: Bcc is not passed on. */
-    k += headers_remove(pg->head + k, hlen, "Bcc");
+    memcpy(pg->head + k, fields, flen);
+    k += flen;
+    free(fields);
     if (need_sep) {
         memcpy(pg->head + k, eol, strlen(eol));
         k += strlen(eol);

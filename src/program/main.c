@@ -49,72 +49,6 @@ static void config_warning(void *user, const char *message)
     say("warning: %s", message);
 }
 
-/* ------------------------------------------------------------------ */
-/* Addresses                                                          */
-
-/* True when a holds '@' outside a quoted local part. */
-static bool has_domain(const char *a)
-{
-    bool quoted = false;
-    for (; *a; a++) {
-        if (*a == '\\' && a[1] != '\0')
-            a++;
-        else if (*a == '"')
-            quoted = !quoted;
-        else if (*a == '@' && !quoted)
-            return true;
-    }
-    return false;
-}
-
-/* addr, or addr@origin for a bare local name; malloc'd. */
-char *qualify(const char *addr, const char *origin)
-{
-    if (addr[0] == '\0' || has_domain(addr))
-        return strdup(addr);
-    size_t n = strlen(addr) + 1 + strlen(origin) + 1;
-    char *q = malloc(n);
-    if (q != NULL)
-        snprintf(q, n, "%s@%s", addr, origin);
-    return q;
-}
-
-/* One envelope recipient, qualified, kept once; a headers_parse_addresses
- * callback for the arguments and for -t. */
-int add_rcpt(void *user, const char *address)
-{
-    struct program *pg = user;
-    pg->nparsed++;
-    char *q = qualify(address, pg->cfg.myorigin);
-    if (q == NULL)
-        return -1;
-    for (size_t i = 0; i < pg->nrcpts; i++) {
-        if (strcasecmp(pg->rcpts[i], q) == 0) { /* sent once, as Postfix does */
-            free(q);
-            return 0;
-        }
-    }
-    if (pg->nrcpts == pg->rcpts_cap) {
-        size_t ncap = pg->rcpts_cap ? pg->rcpts_cap * 2 : 8;
-        char **v = realloc(pg->rcpts, ncap * sizeof *v);
-        if (v == NULL) {
-            free(q);
-            return -1;
-        }
-        pg->rcpts = v;
-        pg->rcpts_cap = ncap;
-    }
-    pg->rcpts[pg->nrcpts++] = q;
-    return 0;
-}
-
-static int first_address(void *user, const char *address)
-{
-    char **out = user;
-    *out = strdup(address);
-    return *out ? 1 : -1;
-}
-
 /* The invoking user's login and display name (GECOS up to the first
  * comma, '&' standing for the login name capitalised). */
 static int find_user(struct program *pg)
@@ -175,7 +109,17 @@ static int run(struct program *pg, int argc, char **argv)
     }
     if (pg->args.mode == ARGS_TOFU_ACCEPT)
         return tofu_accept(pg);
-    if (pg->cfg.relay_host == NULL) {
+    if (pg->args.mode == ARGS_NEWALIASES)
+        return newaliases(pg);
+    if (pg->args.mode == ARGS_SMTP_STDIO) {
+        say("-bs (an SMTP dialogue on standard input and output) is not in this version of hato; "
+            "submit with the sendmail command line meanwhile (recipients as arguments, or -t)");
+        return EX_UNAVAILABLE;
+    }
+    /* The queue (issue 4): listing needs no relay. */
+    if (pg->args.mode == ARGS_LIST)
+        return list_queue(pg);
+    if (pg->cfg.relay_host == NULL && pg->args.mode != ARGS_VERIFY) {
         say("relayhost is not set in %s; hato sends through a relay: write, for example, "
             "relayhost = [smtp.example.com]:587", pg->cfg.path);
         return EX_CONFIG;
@@ -184,21 +128,13 @@ static int run(struct program *pg, int argc, char **argv)
     if ((ex = find_user(pg)) != EX_OK)
         return ex;
 
-    /* Envelope sender: -f, else the user at myorigin. */
-    if (pg->args.sender != NULL) {
-        char *a = NULL;
-        int rc = headers_parse_addresses(pg->args.sender, strlen(pg->args.sender), first_address, &a);
-        if (rc < 0)
-            return EX_TEMPFAIL;
-        pg->sender = a ? qualify(a, pg->cfg.myorigin) : strdup("");
-        free(a);
-    } else {
-        pg->sender = qualify(pg->user, pg->cfg.myorigin);
-    }
-    if (pg->sender == NULL)
-        return EX_TEMPFAIL;
+    /* Envelope sender: -f, else the user at myorigin; rewritten. */
+    if ((ex = envelope_sender(pg)) != EX_OK)
+        return ex;
     if (pg->args.mode == ARGS_PROBE)
         return probe(pg);
+    if (pg->args.mode == ARGS_FLUSH) /* the queue (issue 4) */
+        return flush_queue(pg);
 
     for (size_t i = 0; i < pg->args.nrecipients; i++) {
         const char *r = pg->args.recipients[i];
@@ -211,8 +147,12 @@ static int run(struct program *pg, int argc, char **argv)
         }
     }
 
+    if (pg->args.mode == ARGS_VERIFY && !pg->args.extract)
+        return verify_recipients(pg);
     if ((ex = read_header_section(pg)) != EX_OK)
         return ex;
+    if (pg->args.mode == ARGS_VERIFY)
+        return verify_recipients(pg);
     if (pg->nrcpts == 0) {
         if (pg->args.extract) {
             say("no recipients: the message has no To, Cc or Bcc addresses and none were given as arguments");
@@ -226,7 +166,8 @@ static int run(struct program *pg, int argc, char **argv)
         say("warning: %s", err);
     pg->log_open = true;
 
-    return send_message(pg);
+    /* The queue (issue 4): spooled first, then sent from the queue file. */
+    return submit_message(pg);
 }
 
 int main(int argc, char **argv)
@@ -242,6 +183,7 @@ int main(int argc, char **argv)
     free(pg.sender);
     free(pg.user);
     free(pg.gecos_name);
+    envelope_free(&pg);
     free(pg.head);
     free(pg.hbuf);
     config_free(&pg.cfg);

@@ -3,10 +3,12 @@
  * that main() owns, say(), and the functions one file calls in another.
  *
  * main.c      arguments, config, envelope, then the rest in order
+ * envelope.c  sender and recipients: aliases, rewriting; -bv, newaliases
  * input.c     standard input, the header section, the library's reader
  * settings.c  the configuration turned into hato_options
- * send.c      one message sent, each recipient reported
- * commands.c  --probe and --tofu-accept
+ * send.c      spool first, then deliver from the queue; retry and bounce
+ * commands.c  --probe, --tofu-accept, -q and -bp
+ * queue.c     the spool's files (queue.h); dsn.c the bounce report
  */
 #ifndef HATO_PROGRAM_PROGRAM_H
 #define HATO_PROGRAM_PROGRAM_H
@@ -18,10 +20,12 @@
 
 #include "hato.h"
 
+#include "aliases.h"
 #include "args.h"
 #include "config.h"
 #include "headers.h"
 #include "maillog.h"
+#include "rewrite.h"
 
 /* Standard input is read in pieces of this size. */
 #define INPUT_CHUNK 65536
@@ -39,6 +43,13 @@ struct program {
     char *sender;          /* envelope sender, owned; "" is <> */
     char *user;            /* the invoking user's login name, owned */
     char *gecos_name;      /* display name from the password file, owned */
+
+    /* envelope.c: alias_maps (read at the first local recipient) and the
+     * sender rewriting tables; freed by envelope_free(). */
+    struct aliases aliases;
+    bool aliases_loaded;
+    struct aliases_expander expander;
+    struct rewrite_map canonical, generic;
 
     /* Input: raw bytes from fd 0, then the dot filter. */
     char raw[INPUT_CHUNK];
@@ -64,9 +75,24 @@ void say(const char *fmt, ...)
 #endif
     ;
 
-/* main.c: envelope addresses. */
+/* envelope.c: addr, or addr@origin for a bare local name (malloc'd);
+ * one recipient, local ones through the aliases, each final address
+ * qualified and kept once (a headers_parse_addresses callback for the
+ * arguments and for -t); the envelope sender from -f or the user,
+ * rewritten (an exit code; loads the rewriting tables); the address for
+ * the From hato adds (malloc'd, NULL out of memory); the header section
+ * h[0..len) as it is sent -- Bcc and Resent-Bcc removed, sender fields
+ * rewritten -- into *out (malloc'd; 0, or -1 out of memory); -bv's report
+ * and newaliases (exit codes); what envelope.c allocated, freed. */
 char *qualify(const char *addr, const char *origin);
 int add_rcpt(void *user, const char *address);
+int envelope_sender(struct program *pg);
+char *envelope_from_address(struct program *pg);
+int envelope_edit_header(struct program *pg, const char *h, size_t len, char **out,
+                         size_t *outlen);
+int verify_recipients(struct program *pg);
+int newaliases(struct program *pg);
+void envelope_free(struct program *pg);
 
 /* input.c: the header section read and head built (an exit code), and
  * the library's reader for the whole message. */
@@ -81,14 +107,31 @@ int options_fail(hato_code rc, const char *what);
 uint16_t relay_port(const struct config *c);
 char *find_state_dir(struct program *pg);
 
-/* send.c: the message sent and each recipient reported (an exit code);
- * the one line that describes a failed send or probe. */
-int send_message(struct program *pg);
+/* send.c: the message spooled, then sent from the queue, each recipient
+ * reported (an exit code: 0 once the message is safe in the queue); the
+ * one line that describes a failed send or probe. */
+int submit_message(struct program *pg);
 void failure_line(struct program *pg, hato_code rc, const hato_error *e, int ex,
                   const char *relay, char *line, size_t size);
 
-/* commands.c: --probe and --tofu-accept (exit codes). */
+/* send.c: a run over the queue (flush).  delivery_start opens the spool
+ * (NULL with *ex set); delivery_run tries one loaded, locked entry -- or,
+ * with skip_error, only applies expiry -- and sets *relay_down when no
+ * connection could be made; delivery_end frees. */
+struct delivery;
+struct queue_entry;
+struct queue_spool;
+struct delivery *delivery_start(struct program *pg, int *ex);
+struct queue_spool *delivery_spool(struct delivery *d);
+int delivery_run(struct delivery *d, struct queue_entry *e, const char *skip_error,
+                 bool *relay_down);
+void delivery_end(struct delivery *d);
+
+/* commands.c: --probe, --tofu-accept, -q (flush) and -bp (list), exit
+ * codes. */
 int probe(struct program *pg);
 int tofu_accept(struct program *pg);
+int flush_queue(struct program *pg);
+int list_queue(struct program *pg);
 
 #endif

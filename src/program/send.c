@@ -1,84 +1,335 @@
 /*
- * send.c - one message handed to the library, and the outcome reported:
- * a line on stderr for each refusal or failure, a maillog record for
- * each recipient, and the exit code from exitcode.c's table.
+ * send.c - delivery from the queue: a message is spooled first
+ * (submit_message), then sent from its queue file; each attempt's outcome
+ * is reported per recipient (a line on stderr for a person, a maillog
+ * record per recipient) and turned into the message's next step:
+ * removed (sent), kept with a later retry time (deferred), or bounced
+ * with a non-delivery report to the sender (dsn.c) and moved to failed/.
+ * docs/queue.md describes the policy; queue.c keeps the files.
+ *
+ * Only a server's permanent reply (5xx) bounces.  Everything else --
+ * network, TLS, a 4xx, a refused login under smtp_sasl_auth_soft_bounce,
+ * and this host's own configuration -- defers: the message waits until
+ * the cause is fixed or maximal_queue_lifetime runs out.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "hato.h"
 
+#include "dsn.h"
 #include "exitcode.h"
 #include "maillog.h"
 #include "program.h"
+#include "queue.h"
 
-/* Seconds since the program started, for the maillog's delay=. */
-static double elapsed(const struct program *pg)
+/* ------------------------------------------------------------------ */
+/* The spool and the client of one run                                */
+
+struct delivery {
+    struct program *pg;
+    struct queue_spool q;
+    hato_client *cl;        /* NULL until the first send; per message with
+                               smtp_sender_dependent_authentication */
+    char *cl_sender;        /* the sender cl was built for, owned */
+    int options_ex;         /* build_options' exit code when it failed */
+};
+
+/* The spool named by queue_directory.  A Postfix main.cf read with -C
+ * names Postfix's own queue there: hato must never write into it. */
+static int open_spool(struct program *pg, struct queue_spool *q)
+{
+    char err[1024], probe[4096];
+    const char *dir = pg->cfg.queue_directory;
+    struct stat sb;
+    snprintf(probe, sizeof probe, "%s/maildrop", dir);
+    if (stat(probe, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        say("warning: queue_directory = %s holds Postfix's queue (it has maildrop/); hato uses "
+            "its own, /var/spool/hato (set queue_directory in %s to silence this)", dir,
+            pg->cfg.path);
+        dir = "/var/spool/hato";
+    }
+    enum queue_status st = queue_spool_open(q, dir, err, sizeof err);
+    if (st != QUEUE_OK) {
+        say("%s", err);
+        return EX_TEMPFAIL;
+    }
+    return EX_OK;
+}
+
+struct delivery *delivery_start(struct program *pg, int *ex)
+{
+    struct delivery *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        say("out of memory");
+        *ex = EX_TEMPFAIL;
+        return NULL;
+    }
+    d->pg = pg;
+    if ((*ex = open_spool(pg, &d->q)) != EX_OK) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void delivery_end(struct delivery *d)
+{
+    if (d == NULL)
+        return;
+    hato_client_free(d->cl);
+    free(d->cl_sender);
+    queue_spool_close(&d->q);
+    free(d);
+}
+
+struct queue_spool *delivery_spool(struct delivery *d)
+{
+    return &d->q;
+}
+
+/* How long a flush keeps the connection between two messages; far above
+ * the time to prepare the next one, far below a server's idle timeout. */
+#define FLUSH_KEEP_ALIVE_MS (30 * 1000)
+
+/* A client for sender: built once per run, or per sender when the
+ * credentials depend on it.  NULL with d->options_ex set on failure. */
+static hato_client *client_for(struct delivery *d, const char *sender)
+{
+    struct program *pg = d->pg;
+    if (d->cl != NULL && (!pg->cfg.sender_dependent || strcmp(d->cl_sender, sender) == 0))
+        return d->cl;
+    hato_client_free(d->cl);
+    d->cl = NULL;
+    free(d->cl_sender);
+    d->cl_sender = strdup(sender);
+    /* build_options reads the envelope sender for
+     * smtp_sender_dependent_authentication. */
+    char *saved = pg->sender;
+    pg->sender = d->cl_sender;
+    hato_options *o = hato_options_new();
+    d->options_ex = o == NULL || d->cl_sender == NULL ? EX_TEMPFAIL : build_options(pg, o);
+    pg->sender = saved;
+    /* A flush sends every due message over one connection: the client
+     * keeps it (and its TLS session and login) between messages. */
+    if (d->options_ex == EX_OK)
+        hato_options_set_keep_alive(o, FLUSH_KEEP_ALIVE_MS);
+    if (d->options_ex == EX_OK) {
+        d->cl = hato_client_new(o);
+        if (d->cl == NULL)
+            d->options_ex = EX_TEMPFAIL;
+    }
+    hato_options_free(o); /* wipes the password: the client has its copy */
+    return d->cl;
+}
+
+/* ------------------------------------------------------------------ */
+/* One attempt                                                        */
+
+struct file_reader {
+    int fd;
+    off_t off, end;
+};
+
+/* The library's reader over the message part of a queue file. */
+static ptrdiff_t file_read(void *user, char *buf, size_t cap)
+{
+    struct file_reader *r = user;
+    if (r->off >= r->end)
+        return 0;
+    if ((off_t)cap > r->end - r->off)
+        cap = (size_t)(r->end - r->off);
+    ssize_t n;
+    do
+        n = pread(r->fd, buf, cap, r->off);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) /* a queue file cannot shrink: 0 is an error too */
+        return -1;
+    r->off += n;
+    return (ptrdiff_t)n;
+}
+
+static void log_recipient(struct program *pg, const struct queue_entry *e, const char *rcpt,
+                          const char *relay, const char *dsn, const char *status,
+                          const char *reason)
 {
     struct timeval now;
     gettimeofday(&now, NULL);
-    return (double)(now.tv_sec - pg->start.tv_sec) + (double)(now.tv_usec - pg->start.tv_usec) / 1e6;
-}
-
-static void log_recipient(struct program *pg, const char *rcpt, const char *relay,
-                          const char *dsn, const char *status, const char *reason)
-{
-    double d = elapsed(pg);
+    double d = (double)(now.tv_sec - e->arrival_sec) + (double)(now.tv_usec - e->arrival_usec) / 1e6;
+    if (d < 0)
+        d = 0;
     maillog_record(&pg->log, "to=<%s>, relay=%s, delay=%.*f, dsn=%s, status=%s (%s)", rcpt, relay,
                    d < 10 ? 2 : 1, d, dsn, status, reason);
 }
 
-/* Reports each recipient after a send that reached RCPT; returns the
- * exit code. */
-static int report_recipients(struct program *pg, hato_message *m, const char *relay)
-{
-    size_t n = hato_message_recipient_count(m);
-    int *codes = calloc(n ? n : 1, sizeof *codes);
-    const char **enh = calloc(n ? n : 1, sizeof *enh);
-    int nrefused = 0;
-    /* dsn= of a sent recipient: the enhanced code of the reply to the
-     * final dot ("250 2.0.0 Ok: queued as X"), as Postfix logs it. */
-    const char *data_enh = "", *data_text = "";
-    int data_code = hato_message_data_reply(m, &data_enh, &data_text);
-    const char *data_dsn = data_enh[0] ? data_enh : "2.0.0";
-    char data_reply[600] = "accepted by the relay";
-    if (data_code != 0)
-        snprintf(data_reply, sizeof data_reply, "%d%s%s %s", data_code, data_enh[0] ? " " : "",
-                 data_enh, data_text);
+/* What one attempt came to. */
+struct attempt {
+    size_t sent, deferred, bounced; /* recipients, counted in this attempt */
+    bool relay_down;      /* no connection at all: later messages would fail too */
+    int ex;               /* the exit code the old, queue-less hato gave */
+    char error[2600];     /* the failure, for the state file and mailq */
+};
 
-    for (size_t i = 0; i < n; i++) {
-        const char *e = "", *text = "";
-        const char *rcpt = hato_message_recipient(m, i);
-        int code = hato_message_recipient_reply(m, i, &e, &text);
-        char reason[1024];
-        if (code >= 200 && code < 300) {
-            log_recipient(pg, rcpt, relay, data_dsn, "sent", data_reply);
-            continue;
-        }
-        snprintf(reason, sizeof reason, "%d%s%s%s%s", code, e[0] ? " " : "", e, text[0] ? " " : "", text);
-        if (code == 0)
-            snprintf(reason, sizeof reason, "not tried");
-        say("recipient <%s> refused by %s: %s", rcpt, relay, reason);
-        bool temp = code < 500;
-        log_recipient(pg, rcpt, relay, e[0] ? e : temp ? "4.0.0" : "5.0.0",
-                      temp ? "deferred" : "bounced", reason);
-        if (codes != NULL && enh != NULL) {
-            codes[nrefused] = code;
-            enh[nrefused] = e;
-        }
-        nrefused++;
-    }
-    int ex = EX_OK;
-    if (nrefused > 0)
-        ex = codes && enh ? exitcode_for_refusals(codes, enh, nrefused) : EX_UNAVAILABLE;
-    free(codes);
-    free(enh);
-    return ex;
+static void set_rcpt(struct queue_rcpt *r, enum queue_rcpt_status status, const char *dsn,
+                     const char *reply)
+{
+    r->status = status;
+    snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
+    queue_set_text(&r->reply, reply); /* on failure the old text stays: harmless */
+    if (status == QUEUE_RCPT_BOUNCED)
+        r->fresh_bounce = true;
 }
 
+/* Sends e to its pending recipients over d's client and records each
+ * recipient's outcome in e. */
+static void attempt(struct delivery *d, struct queue_entry *e, bool interactive, struct attempt *a)
+{
+    struct program *pg = d->pg;
+    hato_message *m = hato_message_new();
+    size_t *idx = calloc(e->nrcpts, sizeof *idx);
+    size_t n = 0;
+    hato_code rc = HATO_OK;
+
+    memset(a, 0, sizeof *a);
+    a->ex = EX_OK;
+    snprintf(pg->log.queue_id, sizeof pg->log.queue_id, "%s", e->id);
+    if (m == NULL || idx == NULL) {
+        snprintf(a->error, sizeof a->error, "out of memory");
+        goto defer_all;
+    }
+    if ((rc = hato_message_set_sender(m, e->sender)) != HATO_OK) {
+        snprintf(a->error, sizeof a->error, "sender <%s> refused: %s", e->sender,
+                 hato_code_name(rc));
+        goto defer_all;
+    }
+    for (size_t i = 0; i < e->nrcpts; i++) {
+        if (e->rcpts[i].status != QUEUE_RCPT_PENDING)
+            continue;
+        if ((rc = hato_message_add_recipient(m, e->rcpts[i].address)) != HATO_OK) {
+            snprintf(a->error, sizeof a->error, "recipient <%s> refused: %s", e->rcpts[i].address,
+                     hato_code_name(rc));
+            goto defer_all;
+        }
+        idx[n++] = i;
+    }
+    struct file_reader fr = {e->fd, e->body_offset, e->body_offset + e->size};
+    if ((rc = hato_message_set_reader(m, file_read, &fr)) != HATO_OK) {
+        snprintf(a->error, sizeof a->error, "cannot set the message reader: %s", hato_code_name(rc));
+        goto defer_all;
+    }
+    hato_client *cl = client_for(d, e->sender);
+    if (cl == NULL) {
+        snprintf(a->error, sizeof a->error, "the configuration in %s keeps hato from sending "
+                 "(see the message above)", pg->cfg.path);
+        a->ex = d->options_ex;
+        goto defer_all;
+    }
+
+    rc = hato_client_send(cl, m);
+    const char *peer = hato_client_peer(cl);
+    const char *relay = peer[0] ? peer : "none";
+    queue_set_text(&e->relay, peer[0] ? peer : NULL);
+
+    if (rc == HATO_OK || rc == HATO_E_RECIPIENTS) {
+        int data_code = 0;
+        const char *data_enh = "", *data_text = "";
+        data_code = hato_message_data_reply(m, &data_enh, &data_text);
+        char data_reply[600] = "accepted by the relay";
+        if (data_code != 0)
+            snprintf(data_reply, sizeof data_reply, "%d%s%s %s", data_code, data_enh[0] ? " " : "",
+                     data_enh, data_text);
+        int codes[64];
+        const char *enhs[64];
+        int nref = 0;
+        for (size_t k = 0; k < n; k++) {
+            struct queue_rcpt *r = &e->rcpts[idx[k]];
+            const char *enh = "", *text = "";
+            int code = hato_message_recipient_reply(m, k, &enh, &text);
+            char reason[1200];
+            if (code >= 200 && code < 300 && rc == HATO_OK) {
+                set_rcpt(r, QUEUE_RCPT_SENT, data_enh[0] ? data_enh : "2.0.0", data_reply);
+                log_recipient(pg, e, r->address, relay, r->dsn, "sent", data_reply);
+                a->sent++;
+                continue;
+            }
+            if (code == 0 || (code >= 200 && code < 300))
+                snprintf(reason, sizeof reason, "not tried");
+            else
+                snprintf(reason, sizeof reason, "%d%s%s%s%s", code, enh[0] ? " " : "", enh,
+                         text[0] ? " " : "", text);
+            bool temp = code < 500;
+            if (interactive || pg->args.verbose > 0)
+                say("recipient <%s> refused by %s: %s", r->address, relay, reason);
+            set_rcpt(r, temp ? QUEUE_RCPT_PENDING : QUEUE_RCPT_BOUNCED,
+                     enh[0] ? enh : temp ? "4.0.0" : "5.0.0", reason);
+            log_recipient(pg, e, r->address, relay, r->dsn, temp ? "deferred" : "bounced", reason);
+            if (temp)
+                a->deferred++;
+            else
+                a->bounced++;
+            if (nref < 64) {
+                codes[nref] = code;
+                enhs[nref] = r->dsn;
+                nref++;
+            }
+            snprintf(a->error, sizeof a->error, "<%s>: %s", r->address, reason);
+        }
+        if (nref > 0)
+            a->ex = exitcode_for_refusals(codes, enhs, nref);
+        goto out;
+    }
+
+    /* The whole message failed. */
+    const hato_error *err = hato_client_error(cl);
+    bool temp = err ? hato_error_temporary(err) : true;
+    const char *msg = err ? hato_error_message(err) : hato_code_name(rc);
+    const char *enh = err ? hato_error_enhanced_code(err) : "";
+    int ex = exitcode_for_error(rc, temp, pg->cfg.auth_soft_bounce);
+    char line[2048];
+    failure_line(pg, rc, err, ex, relay, line, sizeof line);
+    snprintf(a->error, sizeof a->error, "%s", line);
+    a->relay_down = peer[0] == '\0' || rc == HATO_E_CONNECT || rc == HATO_E_RESOLVE;
+    /* Bounce only on the server's own permanent word. */
+    bool bounce = ex != EX_TEMPFAIL && err != NULL && hato_error_reply_code(err) >= 500;
+    char dsn[16];
+    snprintf(dsn, sizeof dsn, "%s", enh[0] ? enh : exitcode_dsn(rc, !bounce));
+    if (!bounce)
+        dsn[0] = '4'; /* a deferral never carries 5.x.x (soft bounce of a 535) */
+    if (interactive || pg->args.verbose > 0)
+        say("%s", line);
+    for (size_t k = 0; k < n; k++) {
+        struct queue_rcpt *r = &e->rcpts[idx[k]];
+        set_rcpt(r, bounce ? QUEUE_RCPT_BOUNCED : QUEUE_RCPT_PENDING, dsn, line);
+        log_recipient(pg, e, r->address, relay, dsn, bounce ? "bounced" : "deferred", msg);
+        if (bounce)
+            a->bounced++;
+        else
+            a->deferred++;
+    }
+    a->ex = bounce ? ex : (ex == EX_TEMPFAIL ? EX_OK : ex);
+    goto out;
+
+defer_all:
+    if (interactive || pg->args.verbose > 0)
+        say("%s", a->error);
+    for (size_t i = 0; i < e->nrcpts; i++) {
+        if (e->rcpts[i].status != QUEUE_RCPT_PENDING)
+            continue;
+        set_rcpt(&e->rcpts[i], QUEUE_RCPT_PENDING, "4.3.0", a->error);
+        log_recipient(pg, e, e->rcpts[i].address, "none", "4.3.0", "deferred", a->error);
+        a->deferred++;
+    }
+out:
+    hato_message_free(m);
+    free(idx);
+}
 /* The one line that describes a failed send or probe. */
 void failure_line(struct program *pg, hato_code rc, const hato_error *e, int ex,
                   const char *relay, char *line, size_t size)
@@ -104,89 +355,249 @@ void failure_line(struct program *pg, hato_code rc, const hato_error *e, int ex,
                  "smtp_sasl_auth_soft_bounce = yes");
 }
 
-int send_message(struct program *pg)
-{
-    hato_options *o = hato_options_new();
-    hato_message *m = hato_message_new();
-    hato_client *cl = NULL;
-    int ex = EX_OK;
 
-    if (o == NULL || m == NULL) {
-        say("out of memory");
-        ex = EX_TEMPFAIL;
-        goto out;
+/* ------------------------------------------------------------------ */
+/* After an attempt: remove, retry later, or bounce                   */
+
+struct mem_reader {
+    const char *p;
+    size_t left;
+};
+
+static ptrdiff_t mem_read(void *user, char *buf, size_t cap)
+{
+    struct mem_reader *r = user;
+    size_t n = r->left < cap ? r->left : cap;
+    memcpy(buf, r->p, n);
+    r->p += n;
+    r->left -= n;
+    return (ptrdiff_t)n;
+}
+
+static int deliver(struct delivery *d, struct queue_entry *e, bool interactive,
+                   const char *skip_error, bool *relay_down);
+
+/* Queues a report on e's fresh bounces for its sender and tries to send
+ * it at once.  Returns 0, or -1 when it could not be queued (the caller
+ * then keeps the recipients pending, so the report is not lost). */
+static int send_report(struct delivery *d, struct queue_entry *e, bool expired)
+{
+    struct program *pg = d->pg;
+    char err[1024];
+    struct dsn_input in = {e, pg->cfg.myhostname, e->relay, expired, time(NULL)};
+    char *text = NULL;
+    size_t len = 0;
+    if (dsn_build(&in, &text, &len) != 0) {
+        say("cannot build the non-delivery report for %s: out of memory or unreadable queue file",
+            e->id);
+        return -1;
     }
-    if ((ex = build_options(pg, o)) != EX_OK)
-        goto out;
-    hato_code rc = hato_message_set_sender(m, pg->sender);
-    if (rc != HATO_OK) {
-        say("sender <%s> refused: %s", pg->sender, hato_code_name(rc));
-        ex = rc == HATO_E_NOMEM ? EX_TEMPFAIL : EX_USAGE;
-        goto out;
+    struct mem_reader mr = {text, len};
+    struct queue_entry report;
+    bool read_failed;
+    const char *to[] = {e->sender};
+    enum queue_status st = queue_write(&d->q, "", to, 1, (long)getuid(), mem_read, &mr, &report,
+                                       &read_failed, err, sizeof err);
+    free(text);
+    if (st != QUEUE_OK) {
+        say("cannot queue the non-delivery report for %s: %s", e->id, err);
+        queue_entry_free(&report);
+        return -1;
     }
-    for (size_t i = 0; i < pg->nrcpts; i++) {
-        rc = hato_message_add_recipient(m, pg->rcpts[i]);
-        if (rc != HATO_OK) {
-            say("recipient <%s> refused: %s", pg->rcpts[i], hato_code_name(rc));
-            ex = rc == HATO_E_NOMEM ? EX_TEMPFAIL : pg->args.extract ? EX_DATAERR : EX_USAGE;
-            goto out;
+    maillog_record(&pg->log, "sender non-delivery notification: %s", report.id);
+    snprintf(pg->log.queue_id, sizeof pg->log.queue_id, "%s", report.id);
+    maillog_record(&pg->log, "from=<>, size=%lld, nrcpt=1 (queue active)", (long long)report.size);
+    bool down = false;
+    deliver(d, &report, false, NULL, &down);
+    queue_entry_free(&report);
+    snprintf(pg->log.queue_id, sizeof pg->log.queue_id, "%s", e->id);
+    return 0;
+}
+
+/* The wait before the next attempt: minimal_backoff_time, doubled with
+ * each attempt up to maximal_backoff_time. */
+static unsigned backoff(const struct config *c, unsigned attempts)
+{
+    unsigned long long t = c->min_backoff;
+    for (unsigned i = 1; i < attempts && t < c->max_backoff; i++)
+        t *= 2;
+    return t > c->max_backoff ? c->max_backoff : (unsigned)t;
+}
+
+static void human_time(char *out, size_t size, long long s)
+{
+    if (s < 120)
+        snprintf(out, size, "%llds", s);
+    else if (s < 7200)
+        snprintf(out, size, "%lldm", s / 60);
+    else if (s < 172800)
+        snprintf(out, size, "%lldh", s / 3600);
+    else
+        snprintf(out, size, "%lldd", s / 86400);
+}
+
+/* One message's attempt (none with skip_error: the relay is known to be
+ * down in this run) and its consequences.  Returns the exit code for a
+ * submitter. */
+static int deliver(struct delivery *d, struct queue_entry *e, bool interactive,
+                   const char *skip_error, bool *relay_down)
+{
+    struct program *pg = d->pg;
+    const struct config *c = &pg->cfg;
+    struct attempt a;
+    char err[1024];
+    size_t pending = 0;
+
+    memset(&a, 0, sizeof a);
+    snprintf(pg->log.queue_id, sizeof pg->log.queue_id, "%s", e->id);
+    for (size_t i = 0; i < e->nrcpts; i++)
+        pending += e->rcpts[i].status == QUEUE_RCPT_PENDING;
+    if (pending > 0 && skip_error == NULL) {
+        attempt(d, e, interactive, &a);
+        *relay_down = a.relay_down;
+        e->attempts++;
+        e->last_attempt = time(NULL);
+    } else if (pending > 0) {
+        snprintf(a.error, sizeof a.error, "%s", skip_error);
+    }
+
+    time_t now = time(NULL);
+    unsigned lifetime = e->sender[0] ? c->max_queue_lifetime : c->bounce_queue_lifetime;
+    bool expired = false;
+    pending = 0;
+    for (size_t i = 0; i < e->nrcpts; i++)
+        pending += e->rcpts[i].status == QUEUE_RCPT_PENDING;
+    if (pending > 0 && now - e->arrival_sec >= (long long)lifetime) {
+        char age[32], why[2800];
+        human_time(age, sizeof age, now - e->arrival_sec);
+        for (size_t i = 0; i < e->nrcpts; i++) {
+            struct queue_rcpt *r = &e->rcpts[i];
+            if (r->status != QUEUE_RCPT_PENDING)
+                continue;
+            snprintf(why, sizeof why, "message expired after %s in the queue (%s = %us); "
+                     "last error: %s", age, e->sender[0] ? "maximal_queue_lifetime"
+                     : "bounce_queue_lifetime", lifetime,
+                     r->reply ? r->reply : a.error[0] ? a.error : "none");
+            if (r->dsn[0] == '\0')
+                snprintf(r->dsn, sizeof r->dsn, "4.4.7");
+            log_recipient(pg, e, r->address, "none", r->dsn, "bounced", why);
+            r->status = QUEUE_RCPT_BOUNCED;
+            r->fresh_bounce = true;
+        }
+        if (interactive || pg->args.verbose > 0)
+            say("message %s expired after %s in the queue; a non-delivery report goes to <%s>",
+                e->id, age, e->sender);
+        expired = true;
+        pending = 0;
+    }
+
+    bool fresh = false, any_bounced = false;
+    for (size_t i = 0; i < e->nrcpts; i++) {
+        fresh |= e->rcpts[i].fresh_bounce;
+        any_bounced |= e->rcpts[i].status == QUEUE_RCPT_BOUNCED;
+    }
+    if (fresh && e->sender[0] == '\0') {
+        /* RFC 5321 section 4.5.5: never bounce a bounce; it stays in
+         * failed/ for the admin. */
+        maillog_record(&pg->log, "sender is <>: no non-delivery report; kept in %s/failed/%s",
+                       d->q.dir, e->id);
+    } else if (fresh && send_report(d, e, expired) != 0) {
+        /* Not reported: keep them pending so a later run reports them. */
+        for (size_t i = 0; i < e->nrcpts; i++) {
+            if (e->rcpts[i].fresh_bounce) {
+                e->rcpts[i].status = QUEUE_RCPT_PENDING;
+                pending++;
+            }
         }
     }
-    if ((rc = hato_message_set_reader(m, body_reader, pg)) != HATO_OK) {
-        ex = options_fail(rc, "the message reader");
-        goto out;
-    }
-    cl = hato_client_new(o);
-    /* The password now lives only in the client's copy: free ours. */
-    hato_options_free(o);
-    o = NULL;
-    if (cl == NULL) {
-        say("out of memory");
-        ex = EX_TEMPFAIL;
-        goto out;
-    }
+    for (size_t i = 0; i < e->nrcpts; i++)
+        e->rcpts[i].fresh_bounce = false;
+    if (fresh && interactive && e->sender[0] != '\0')
+        say("a non-delivery report for message %s goes to <%s>", e->id, e->sender);
 
-    rc = hato_client_send(cl, m);
-    const char *peer = hato_client_peer(cl);
-    const char *relay = peer[0] ? peer : "none";
-    maillog_record(&pg->log, "from=<%s>, size=%llu, nrcpt=%zu", pg->sender, pg->size, pg->nrcpts);
-
-    if (rc == HATO_OK) {
-        ex = report_recipients(pg, m, relay);
-        goto out;
+    enum queue_status st;
+    if (pending == 0 && !any_bounced) {
+        st = queue_remove(&d->q, e, err, sizeof err);
+        if (st == QUEUE_OK)
+            maillog_record(&pg->log, "removed");
+    } else if (pending == 0) {
+        st = queue_move_failed(&d->q, e, err, sizeof err);
+        if (st == QUEUE_OK)
+            maillog_record(&pg->log, "moved to %s/failed/%s", d->q.dir, e->id);
+    } else {
+        if (skip_error == NULL) {
+            unsigned wait = backoff(c, e->attempts);
+            e->next_attempt = (long long)now + wait;
+            queue_set_text(&e->error, a.error);
+            if (interactive) {
+                char w[32];
+                human_time(w, sizeof w, wait);
+                say("message queued as %s in %s; delivery deferred, next attempt in %s or at "
+                    "the next \"hato -q\"", e->id, d->q.dir, w);
+            }
+            st = queue_save_state(&d->q, e, err, sizeof err);
+        } else {
+            st = QUEUE_OK; /* not tried: its schedule stays */
+        }
     }
-    const hato_error *e = hato_client_error(cl);
-    bool temp = e ? hato_error_temporary(e) : true;
-    const char *msg = e ? hato_error_message(e) : hato_code_name(rc);
-    const char *enh = e ? hato_error_enhanced_code(e) : "";
+    if (st != QUEUE_OK)
+        say("queue %s: %s", e->id, err);
+    /* Deferred recipients are safe in the queue: that is success for the
+     * caller, as with sendmail. */
+    return a.ex == EX_TEMPFAIL ? EX_OK : a.ex;
+}
 
-    if (rc == HATO_E_RECIPIENTS) {
-        /* One line per refused recipient says it all. */
-        ex = report_recipients(pg, m, relay);
-        if (ex == EX_OK)
-            ex = exitcode_for_error(rc, temp, pg->cfg.auth_soft_bounce);
-        goto out;
-    }
-    ex = exitcode_for_error(rc, temp, pg->cfg.auth_soft_bounce);
-    char line[2048];
-    failure_line(pg, rc, e, ex, relay, line, sizeof line);
-    say("%s", line);
-    /* A deferral never carries a 5.x.x code, even when a soft bounce
-     * turned a permanent refusal into one (Postfix logs 4.7.8 for 535). */
-    char dsn_buf[16];
-    const char *dsn = exitcode_dsn(rc, ex == EX_TEMPFAIL);
-    if (enh[0] != '\0') {
-        snprintf(dsn_buf, sizeof dsn_buf, "%s", enh);
-        if (ex == EX_TEMPFAIL)
-            dsn_buf[0] = '4';
-        dsn = dsn_buf;
-    }
-    for (size_t i = 0; i < pg->nrcpts; i++)
-        log_recipient(pg, pg->rcpts[i], relay, dsn, exitcode_status(ex), msg);
+/* ------------------------------------------------------------------ */
+/* Entry points                                                       */
 
-out:
-    hato_client_free(cl);
-    hato_message_free(m);
-    hato_options_free(o);
+int delivery_run(struct delivery *d, struct queue_entry *e, const char *skip_error,
+                 bool *relay_down)
+{
+    return deliver(d, e, false, skip_error, relay_down);
+}
+
+int submit_message(struct program *pg)
+{
+    int ex;
+    struct delivery *d = delivery_start(pg, &ex);
+    if (d == NULL) {
+        say("the message was NOT accepted: it could not be queued (exit status %d: try again "
+            "later)", ex);
+        return ex;
+    }
+    struct queue_entry e;
+    bool read_failed = false;
+    char err[1024];
+    enum queue_status st = queue_write(&d->q, pg->sender, (const char *const *)pg->rcpts,
+                                       pg->nrcpts, (long)getuid(), body_reader, pg, &e,
+                                       &read_failed, err, sizeof err);
+    if (st != QUEUE_OK) {
+        if (read_failed) {
+            say("cannot read the message from standard input: %s; the message was NOT accepted",
+                strerror(pg->in_errno));
+            ex = EX_IOERR;
+        } else {
+            say("cannot queue the message: %s; the message was NOT accepted (nothing was sent, "
+                "exit status 75: try again later)", err);
+            ex = EX_TEMPFAIL;
+        }
+        queue_entry_free(&e);
+        delivery_end(d);
+        return ex;
+    }
+    snprintf(pg->log.queue_id, sizeof pg->log.queue_id, "%s", e.id);
+    maillog_record(&pg->log, "uid=%ld from=<%s>", (long)getuid(), pg->sender);
+    maillog_record(&pg->log, "from=<%s>, size=%lld, nrcpt=%zu (queue active)", e.sender,
+                   (long long)e.size, e.nrcpts);
+    if (pg->args.queue_only) {
+        if (pg->args.verbose > 0)
+            say("message queued as %s in %s (-odq: not sent now)", e.id, d->q.dir);
+        ex = EX_OK;
+    } else {
+        bool down = false;
+        ex = deliver(d, &e, true, NULL, &down);
+    }
+    queue_entry_free(&e);
+    delivery_end(d);
     return ex;
 }

@@ -62,6 +62,12 @@ struct text_buf {
 
 void text_buf_add(struct text_buf *b, const char *s, size_t n);
 
+/* Reads the regular file at path whole into *text (malloc'd, NUL-terminated,
+ * *len bytes; the caller frees it).  Returns 0, an errno value, or EFBIG
+ * when it is larger than max bytes (also for a file that is not regular:
+ * EINVAL).  Not for secrets: the buffer is not wiped. */
+int text_read_file(const char *path, size_t max, char **text, size_t *len);
+
 /* True when the n bytes at item equal word, ignoring case. */
 bool text_item_is(const char *item, size_t n, const char *word);
 

@@ -166,6 +166,8 @@ class Interop:
             # TLS sessions and pins stay in the test's own directory, not
             # in the machine's /var/lib/hato.
             f.write("data_directory = %s\n" % state)
+            # The queue too (issue 4): never the machine's /var/spool/hato.
+            f.write("queue_directory = %s\n" % os.path.join(self.tmp, "spool"))
             for key, value in settings:
                 f.write("%s = %s\n" % (key, value))
         with open(path, encoding="utf-8") as f:

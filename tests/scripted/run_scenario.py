@@ -184,7 +184,7 @@ class Case:
         return extra_certs(self.ca())
 
     def serve(self, script, tls=False, implicit_tls=False, host="127.0.0.1",
-              cert=None, key=None, tls_tweak=None, port=0):
+              cert=None, key=None, tls_tweak=None, port=0, later_421=False):
         """cert/key: serve another certificate than the CA's server.crt;
         tls_tweak(ctx): adjust the server's SSLContext; port: reuse the port
         of an earlier server (the same relayhost in the config)."""
@@ -192,7 +192,8 @@ class Case:
         certs = self.ca() if (tls or implicit_tls) else None
         self.srv = smtpscript.Server(script, certs=certs, implicit_tls=implicit_tls,
                                      host=host, cert=cert, key=key,
-                                     tls_tweak=tls_tweak, port=port).start()
+                                     tls_tweak=tls_tweak, port=port,
+                                     later_421=later_421).start()
         return self.srv
 
     @property
@@ -204,7 +205,9 @@ class Case:
         data_directory (TLS session tickets, TOFU keys) is the scenario's own,
         never the machine's."""
         conf = {"relayhost": self.relayhost, "myhostname": "client.example.test",
-                "smtp_tls_security_level": "none", "data_directory": self.path("state")}
+                "smtp_tls_security_level": "none", "data_directory": self.path("state"),
+                # The scenario's own spool, never the machine's /var/spool/hato.
+                "queue_directory": self.path("spool")}
         conf.update(keys)
         self.maillog = conf.get("maillog_file")
         path = os.path.join(self.dir, "main.cf")
@@ -333,6 +336,23 @@ class Case:
     def exit_code(self, *codes):
         self.check(self.run.code in codes, "exit status %d, expected %s"
                    % (self.run.code, " or ".join(map(str, codes))))
+
+    def deferred(self):
+        """A temporary failure since the queue (issue 4): exit 0, and the
+        message waits in the scenario's spool with one attempt recorded."""
+        self.exit_code(0)
+        q = self.path(os.path.join("spool", "queue"))
+        names = sorted(os.listdir(q)) if os.path.isdir(q) else []
+        msgs = [n for n in names if "." not in n]
+        if self.check(len(msgs) == 1, "expected the message queued in %s, found %s" % (q, names)):
+            try:
+                with open(os.path.join(q, msgs[0] + ".state")) as f:
+                    state = f.read()
+            except OSError:
+                state = ""
+            self.check("attempts 1\n" in state, "no state with one attempt for %s: %r"
+                       % (msgs[0], state))
+        self.check("queued as" in self.run.stderr, "stderr does not say the message was queued")
 
     def exit_nonzero(self):
         self.check(self.run.code > 0, "exit status %d, expected a failure status"

@@ -288,7 +288,7 @@ def all_addresses_fail(t):
     t.hosts("::1 relay.test\n127.0.0.1 relay.test\n")
     t.config(relayhost="[relay.test]:%d" % port)
     t.hato(["-f", SENDER, R1], std_message())
-    t.exit_code(EX_TEMPFAIL)
+    t.deferred()
     t.stderr_has("cannot connect to relay relay.test port %d" % port, "[::1]: connection refused",
                  "127.0.0.1: connection refused")
 
@@ -368,6 +368,95 @@ def local_names_qualified(t):
                 "no From header for %s@example.test was added: %r" % (LOGIN, head))
     else:
         t.fail("no message on the wire")
+
+
+@scenario
+def cron_alias(t):
+    """The cron case: `printf 'Subject: x\\n\\nbody\\n' | hato root` with
+    alias_maps saying `root: admin@example.test` (after a continuation line
+    and a comment) sends to admin@example.test, even though myorigin is not
+    in mydestination, and adds From, Date and Message-ID."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
+             expect(r"MAIL FROM:<%s@example\.test>" % re.escape(LOGIN)), send("250 2.1.0 Ok"),
+             expect(rcpt("admin@example.test")), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go ahead"), expect_data(),
+             send("250 2.0.0 Ok: queued as SCRIPTED")] + quit_and_close())
+    aliases = t.path("aliases")
+    with open(aliases, "w") as f:
+        f.write("# See man 5 aliases for format\n"
+                "postmaster:    root\n"
+                "ops: a@example.test,\n"
+                "  b@example.test\n"
+                "Root: admin@example.test\n")
+    t.config(myorigin="example.test", alias_maps="hash:" + aliases)
+    t.hato(["root"], b"Subject: x\n\nbody\n")
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.stderr_quiet()
+    if len(t.run.server.messages) != 1:
+        t.fail("no message on the wire")
+        return
+    head, _, body = t.run.server.messages[0].partition(b"\r\n\r\n")
+    t.check(re.search(rb"(?mi)^From: .*<?%s@example\.test>?\r?$" % re.escape(LOGIN.encode()), head),
+            "no From header for %s@example.test was added: %r" % (LOGIN, head))
+    t.check(re.search(rb"(?m)^Date: ", head), "no Date header was added: %r" % head)
+    t.check(re.search(rb"(?m)^Message-ID: <[^<>@\s]+@client\.example\.test>\r?$", head),
+            "no Message-ID header was added: %r" % head)
+    t.check(head.endswith(b"\r\nSubject: x"), "the Subject line changed: %r" % head)
+    t.check(body == b"body\r\n.\r\n" or body == b"body\r\n", "the body changed: %r" % body)
+
+
+@scenario
+def generic_map_sender(t):
+    """smtp_generic_maps rewrites root@localhost.localdomain to
+    alice@example.test in MAIL FROM, in the From hato adds, and in a
+    Reply-To with a display name (kept); nothing else changes."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
+             expect(r"MAIL FROM:<alice@example\.test>"), send("250 2.1.0 Ok"),
+             expect(rcpt(R1)), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go ahead"), expect_data(),
+             send("250 2.0.0 Ok: queued as SCRIPTED")] + quit_and_close())
+    generic = t.path("generic")
+    with open(generic, "w") as f:
+        f.write("# generic(5)\nroot@localhost.localdomain   alice@example.test\n")
+    t.config(myorigin="localhost.localdomain", smtp_generic_maps="hash:" + generic)
+    kept = [b"Reply-To: \"Cron Daemon\" <root@localhost.localdomain> (cron)",
+            b"Subject: generic", b"To: rcpt1@example.test", DATE,
+            b"Message-ID: <generic.1@client.example.test>"]
+    t.hato(["-f", "root", "-F", "Charlie Root", R1], message(*kept, body=b"body\n"))
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.stderr_quiet()
+    if len(t.run.server.messages) != 1:
+        t.fail("no message on the wire")
+        return
+    want = (b"From: Charlie Root <alice@example.test>\r\n"
+            b"Reply-To: \"Cron Daemon\" <alice@example.test> (cron)\r\n"
+            + b"\r\n".join(kept[1:]) + b"\r\n\r\nbody\r\n")
+    same_bytes(t, t.run.server.messages[0].removesuffix(b".\r\n"), want, "message")
+
+
+@scenario
+def resent_with_t(t):
+    """-t on a resent message: RCPT goes to the most recent Resent block's
+    Resent-To and Resent-Bcc only, and Resent-Bcc is not sent."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"), expect(MAIL_ANY),
+             send("250 2.1.0 Ok"), expect(rcpt(R2)), send("250 2.1.5 Ok"),
+             expect(rcpt(R3)), send("250 2.1.5 Ok"), expect("DATA"),
+             send("354 go ahead"), expect_data(), send("250 2.0.0 Ok")] + quit_and_close())
+    t.config()
+    head = [b"Resent-From: sender@example.test", b"Resent-Date: Tue, 02 Jan 2024 12:00:00 +0000",
+            b"Resent-Message-ID: <resent.2@client.example.test>",
+            b"Resent-To: Rcpt Two <rcpt2@example.test>"]
+    hidden = b"Resent-Bcc: rcpt3@example.test"
+    rest = [b"Received: by client.example.test; Mon, 01 Jan 2024 12:00:00 +0000",
+            b"Resent-To: old-resend@example.test",
+            b"From: Sender <sender@example.test>", b"To: rcpt1@example.test",
+            b"Subject: resent", DATE, b"Message-ID: <resent.1@client.example.test>"]
+    t.hato(["-t", "-f", SENDER], message(*(head + [hidden] + rest)))
+    t.server_ok()
+    t.exit_code(EX_OK)
+    body_is(t, dot_stuff(message(*(head + rest))), what="message without Resent-Bcc")
 
 
 @scenario
@@ -473,7 +562,7 @@ def crlf_input(t):
 @scenario
 def greeting_554(t):
     """554 greeting: permanent, the server text is shown."""
-    t.serve([send("554 5.3.2 scripted: no service for you"), expect_eof(allow_quit=True)])
+    t.serve([send("554 5.3.2 scripted: no service for you"), expect_eof(allow_quit=True)], later_421=True)
     t.config()
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
@@ -504,7 +593,7 @@ def starttls_missing(t, level, **keys):
     t.sasl_config(USER, PASSWORD, smtp_tls_security_level=level, **keys)
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
-    t.exit_code(EX_TEMPFAIL)
+    t.deferred()
     t.stderr_has("STARTTLS", "smtp_tls_security_level")
     t.no_credentials()
     t.no_command("MAIL", "RCPT", "DATA")
@@ -547,7 +636,7 @@ def starttls_injection(t):
     t.config(smtp_tls_security_level="encrypt", smtp_tls_CAfile=ca + "/ca.crt")
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
-    t.exit_nonzero()
+    t.deferred()
     t.check(t.run.stderr.strip() != "", "no error message on stderr")
 
 
@@ -565,7 +654,7 @@ def tls_refused(t, level="verify", cert=None, key=None, tweak=None, may_fail=Fal
                   maillog_file=t.path("maillog"), **keys)
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
-    t.exit_code(EX_TEMPFAIL)
+    t.deferred()
     t.no_credentials()
     t.no_command("MAIL")
     secrets_absent(t, t.run.stderr, "stderr")
@@ -707,7 +796,7 @@ def starttls_stripped_may(t):
                   smtp_sasl_security_options=None)
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
-    t.exit_nonzero()
+    t.deferred()
     t.no_credentials()
     t.no_command("MAIL")
     t.stderr_has("noplaintext", "smtp_sasl_security_options", "/TLS")
@@ -720,7 +809,7 @@ def starttls_stripped_encrypt(t):
     t.sasl_config(USER, PASSWORD, smtp_tls_security_level="encrypt")
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
-    t.exit_code(EX_TEMPFAIL)
+    t.deferred()
     t.no_credentials()
     t.no_command("MAIL")
     t.stderr_has("STARTTLS", "smtp_tls_security_level")
@@ -733,7 +822,7 @@ def plain_only_in_clear(t, level):
                   smtp_sasl_security_options=None)
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
-    t.exit_nonzero()
+    t.deferred()
     t.no_credentials()
     t.no_command("MAIL")
     t.stderr_has("PLAIN", "noplaintext", "smtp_sasl_security_options")
@@ -789,7 +878,7 @@ def tofu_key_change(t):
             tls=True, cert=x + "/tofu2.crt", key=x + "/tofu2.key", port=t.srv.port)
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
-    t.exit_code(EX_TEMPFAIL)
+    t.deferred()
     t.check(not any(c.upper().startswith("AUTH") for c in t.run.server.commands()),
             "AUTH sent to the server with the changed key")
     t.check(spki_hex_in(t.run.stderr, old), "stderr does not show the recorded (old) key")
@@ -858,7 +947,7 @@ def oauth_invalid_token(t, mechanism):
     oauth_config(t, mechanism, maillog_file=log, smtp_tls_loglevel="4")
     t.hato(["-v", "-v", "-f", SENDER, R1], std_message())
     t.server_ok()
-    t.exit_code(EX_TEMPFAIL)
+    t.deferred()
     t.stderr_has("invalid_token")
     t.no_command("MAIL")
     secrets_absent(t, t.run.stderr, "-v -v output")
@@ -902,7 +991,7 @@ def no_common_mechanism(t):
     t.sasl_config(USER, PASSWORD, smtp_sasl_mechanism_filter="plain, login")
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
-    t.exit_nonzero()
+    t.deferred()
     t.stderr_has("CRAM-MD5", "DIGEST-MD5", "/smtp_sasl_mechanism_filter|plain")
     t.no_command("AUTH", "MAIL")
 
@@ -916,7 +1005,7 @@ def auth_535(t):
     t.sasl_config(USER, PASSWORD, maillog_file=t.path("maillog"))
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
-    t.exit_code(EX_TEMPFAIL)
+    t.deferred()
     t.stderr_has("authentication", "bad credentials (scripted)")
     t.no_command("MAIL")
     secrets_absent(t, t.run.stderr, "stderr")
@@ -925,6 +1014,15 @@ def auth_535(t):
         log = f.read()
     t.check(re.search(r"to=<%s>, .*dsn=4\.7\.8, status=deferred \(.*bad credentials" % re.escape(R1),
                       log), "maillog has no deferred 4.7.8 line for %s: %r" % (R1, log))
+
+
+def report_attempt(rset=True):
+    """hato keeps the connection after a refusal and offers the
+    non-delivery report on it (RSET first after a refused transaction):
+    MAIL FROM:<> is answered 451 here, so the report stays queued."""
+    steps = [expect("RSET"), send("250 2.0.0 Ok")] if rset else []
+    return steps + [expect(r"MAIL FROM:<>.*"), send("451 4.3.0 scripted: reports later"),
+                    expect("RSET"), send("250 2.0.0 Ok"), expect_eof(allow_quit=True)]
 
 
 @scenario
@@ -937,7 +1035,7 @@ def rcpt_one_refused(t):
              expect(rcpt(R2)), send("550 5.1.1 <rcpt2@example.test>: scripted user unknown"),
              expect(rcpt(R3)), send("250 2.1.5 Ok"),
              expect("DATA"), send("354 go ahead"), expect_data(), send("250 2.0.0 Ok")]
-            + quit_and_close())
+            + report_attempt(rset=False))
     t.config()
     msg = std_message()
     t.hato(["-f", SENDER, R1, R2, R3], msg)
@@ -952,8 +1050,8 @@ def rcpt_all_refused(t):
     """The only recipient refused as unknown (550 5.1.1): no DATA, EX_NOUSER (67)."""
     t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
              expect(MAIL_ANY), send("250 2.1.0 Ok"),
-             expect(rcpt(R1)), send("550 5.1.1 <rcpt1@example.test>: scripted no such user"),
-             expect_eof(allow_quit=True)])
+             expect(rcpt(R1)), send("550 5.1.1 <rcpt1@example.test>: scripted no such user")]
+            + report_attempt())
     t.config()
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
@@ -967,8 +1065,8 @@ def rcpt_all_refused_policy(t):
     """The only recipient refused by policy (554 5.7.1): no DATA, EX_UNAVAILABLE (69)."""
     t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
              expect(MAIL_ANY), send("250 2.1.0 Ok"),
-             expect(rcpt(R1)), send("554 5.7.1 <rcpt1@example.test>: Relay access denied"),
-             expect_eof(allow_quit=True)])
+             expect(rcpt(R1)), send("554 5.7.1 <rcpt1@example.test>: Relay access denied")]
+            + report_attempt())
     t.config()
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
@@ -982,11 +1080,11 @@ def data_451_after_dot(t):
     """451 after the final dot: temporary (75), server text shown."""
     t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME")]
             + transaction([R1], final="451 4.3.0 scripted: try again later")[:-3]
-            + [expect_eof(allow_quit=True)])
+            + [expect_eof(allow_quit=True)], later_421=True)
     t.config()
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
-    t.exit_code(EX_TEMPFAIL)
+    t.deferred()
     t.stderr_has("try again later")
 
 
@@ -1001,7 +1099,7 @@ def disconnect_mid_body(t):
                     for i in range(36000))
     t.hato(["-f", SENDER, R1], std_message(body=body))
     t.server_ok()
-    t.exit_code(EX_TEMPFAIL)
+    t.deferred()
     t.check(t.run.stderr.strip() != "", "no error message on stderr")
 
 
@@ -1013,7 +1111,7 @@ def stall_timeout(t):
     t.config(smtp_helo_timeout="2s")
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
-    t.exit_code(EX_TEMPFAIL)
+    t.deferred()
     t.stderr_has("/time[ds]?[ -]?out")
     t.check(t.run.elapsed < 10, "took %.1fs, expected < 10s" % t.run.elapsed)
     t.check(t.run.elapsed >= 1.8, "gave up after %.2fs, before smtp_helo_timeout = 2s"
@@ -1056,7 +1154,7 @@ def overlong_reply(t):
     t.config(smtp_helo_timeout="30s")
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
-    t.exit_nonzero()
+    t.deferred()
     t.check(t.run.elapsed < 10, "took %.1fs, expected < 10s" % t.run.elapsed)
     t.check(t.run.maxrss_kb < 24 * 1024, "peak RSS %d KiB: the reply line is "
             "buffered without a bound" % t.run.maxrss_kb)

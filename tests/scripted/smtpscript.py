@@ -687,8 +687,11 @@ class Server:
 
     def __init__(self, script, certs=None, implicit_tls=False, host="127.0.0.1",
                  read_timeout=DEFAULT_READ_TIMEOUT, cert=None, key=None, tls_tweak=None,
-                 port=0):
+                 port=0, later_421=False):
         self.script = list(script)
+        # later_421: connections after the first get "421" instead of
+        # failing the scenario (a client's non-delivery report, issue 4).
+        self.later_421 = later_421
         self.certs, self.implicit_tls = certs, implicit_tls
         self.cert, self.key, self.tls_tweak = cert, key, tls_tweak
         self.host, self.read_timeout = host, read_timeout
@@ -719,8 +722,16 @@ class Server:
                 break
             self.result.connections += 1
             if self.result.connections > 1:
-                self.result.fail("unexpected connection #%d from %s"
-                                 % (self.result.connections, peer[0]))
+                if self.later_421:
+                    self.result.note("*", "connection #%d from %s: answered 421"
+                                     % (self.result.connections, peer[0]))
+                    try:
+                        sock.sendall(b"421 4.3.2 scripted: one connection per scenario\r\n")
+                    except OSError:
+                        pass
+                else:
+                    self.result.fail("unexpected connection #%d from %s"
+                                     % (self.result.connections, peer[0]))
                 sock.close()
                 continue
             self._session(sock)

@@ -742,6 +742,66 @@ static void test_parse_relay(void)
     CHECK_INT(config_parse_relay("", &host, &port, &br, &why), -1);
 }
 
+/* mydestination, alias_maps, alias_database and the rewriting tables. */
+static void test_local_keys(void)
+{
+    struct config c = {0};
+    char err[1024];
+    CHECK_INT(parse(&c, "", err, sizeof err), CONFIG_OK);
+    /* Postfix's defaults. */
+    CHECK_INT(c.nmydestination, 3);
+    if (c.nmydestination == 3) {
+        CHECK_STR(c.mydestination[0], "mail.example.org");
+        CHECK_STR(c.mydestination[1], "localhost.example.org");
+        CHECK_STR(c.mydestination[2], "localhost");
+    }
+    CHECK_INT(c.nalias_maps, 1);
+    if (c.nalias_maps == 1)
+        CHECK_STR(c.alias_maps[0], "/etc/aliases");
+    CHECK(!c.alias_maps_set);
+    CHECK_INT(c.nalias_database, 1);
+    if (c.nalias_database == 1)
+        CHECK_STR(c.alias_database[0], "/etc/aliases");
+    CHECK(!c.alias_database_set);
+    CHECK_INT(c.ncanonical_maps, 0);
+    CHECK_INT(c.ngeneric_maps, 0);
+
+    CHECK_INT(parse(&c, "mydestination = $myhostname, home.example mysql:/etc/x.cf\n"
+                        "alias_maps = hash:/etc/aliases, nis:mail.aliases, texthash:/etc/more\n"
+                        "sender_canonical_maps = hash:/etc/postfix/canonical\n"
+                        "smtp_generic_maps = /etc/postfix/generic btree:/etc/postfix/g2\n",
+                    err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.nmydestination, 2);
+    CHECK_HAS(warnings, "main.cf:1: mydestination: mysql:/etc/x.cf is ignored");
+    CHECK_INT(c.nalias_maps, 2);
+    if (c.nalias_maps == 2)
+        CHECK_STR(c.alias_maps[1], "/etc/more");
+    CHECK(c.alias_maps_set);
+    CHECK_HAS(warnings, "main.cf:2: alias_maps: table nis:mail.aliases is ignored");
+    /* alias_database follows alias_maps by default. */
+    CHECK_INT(c.nalias_database, 2);
+    CHECK(c.alias_database_set);
+    CHECK_INT(c.ncanonical_maps, 1);
+    CHECK_INT(c.ngeneric_maps, 2);
+    if (c.ngeneric_maps == 2) {
+        CHECK_STR(c.generic_maps[0], "/etc/postfix/generic");
+        CHECK_STR(c.generic_maps[1], "/etc/postfix/g2");
+    }
+
+    /* A rewriting table hato cannot read is an error, not silence. */
+    CHECK_INT(parse(&c, "smtp_generic_maps = ldap:/etc/postfix/ldap-generic.cf\n", err, sizeof err),
+              CONFIG_INVALID);
+    CHECK_HAS(err, "main.cf:1: smtp_generic_maps = ldap:/etc/postfix/ldap-generic.cf: table type ldap: is not supported");
+    CHECK_INT(parse(&c, "sender_canonical_maps = hash:canonical\n", err, sizeof err), CONFIG_INVALID);
+    CHECK_HAS(err, "canonical is not an absolute path");
+    CHECK_INT(parse(&c, "alias_maps =\nalias_database = hash:/etc/mail/aliases\n", err, sizeof err),
+              CONFIG_OK);
+    CHECK_INT(c.nalias_maps, 0);
+    CHECK_INT(c.nalias_database, 1);
+    CHECK(c.alias_database_set);
+    config_free(&c);
+}
+
 int main(void)
 {
     test_defaults();
@@ -761,5 +821,6 @@ int main(void)
     test_sasl_sources();
     test_config_password_mode();
     test_parse_relay();
+    test_local_keys();
     return check_finish("config");
 }

@@ -67,12 +67,112 @@ static void test_extract(void)
         "TO: d@example.com\n"
         "Bcc: hidden@example.com,\n"
         "\thidden2@example.com\n"
-        "Reply-To: not-me@example.com\n"
-        "Resent-To: no@example.com\n";
+        "Reply-To: not-me@example.com\n";
     CHECK_STR(extract(h), "a@example.com|b@example.com|c@example.com|d@example.com|"
                           "hidden@example.com|hidden2@example.com|");
     CHECK_STR(extract("To: x@example.com\r\nCC: y@example.com\r\n"), "x@example.com|y@example.com|");
     CHECK_STR(extract("To : spaced@example.com\n"), "spaced@example.com|");
+}
+
+/* -t on a resent message: the most recent Resent block's recipients
+ * replace To/Cc/Bcc (RFC 5322 section 3.6.6). */
+static void test_resent(void)
+{
+    const char *h =
+        "Resent-From: fwd@example.com\n"
+        "Resent-Date: Tue, 2 Jan 2024 00:00:00 +0000\n"
+        "Resent-To: new1@example.com,\n"
+        "\tNew Two <new2@example.com>\n"
+        "Resent-Cc: undisclosed-recipients:;\n"
+        "resent-bcc: hidden@example.com\n"
+        "Received: from x by y; Mon, 1 Jan 2024 00:00:00 +0000\n"
+        "Resent-From: older@example.com\n"
+        "Resent-To: old-resend@example.com\n"
+        "From: orig@example.com\n"
+        "To: original@example.com\n"
+        "Cc: cc@example.com\n"
+        "Bcc: bcc@example.com\n";
+    CHECK_STR(extract(h), "new1@example.com|new2@example.com|hidden@example.com|");
+
+    /* A block without recipient fields is passed over for the next one
+     * holding some. */
+    h = "Resent-From: a@example.com\nResent-Date: x\nReceived: by y\n"
+        "Resent-Cc: second@example.com\nTo: original@example.com\n";
+    CHECK_STR(extract(h), "second@example.com|");
+
+    /* Resent-From alone: the original recipients. */
+    h = "Resent-From: a@example.com\nTo: original@example.com\nResent-Message-ID: <x@y>\n";
+    CHECK_STR(extract(h), "original@example.com|");
+
+    /* Case and CRLF. */
+    h = "RESENT-TO: r@example.com\r\nTo: t@example.com\r\n";
+    CHECK_STR(extract(h), "r@example.com|");
+
+    /* Resent-Bcc is removed like Bcc, folded lines and all. */
+    char buf[256];
+    snprintf(buf, sizeof buf, "Resent-To: a@x\nResent-Bcc: b@x,\n c@x\nSubject: Resent-Bcc: kept\n");
+    size_t n = headers_remove(buf, strlen(buf), "Resent-Bcc");
+    buf[n] = '\0';
+    CHECK_STR(buf, "Resent-To: a@x\nSubject: Resent-Bcc: kept\n");
+}
+
+/* A rewrite callback: root@old.example and bare "root" become
+ * alice@new.example; "fail@" stops with an error. */
+static int rewrite_cb(void *user, const char *address, char **repl)
+{
+    (void)user;
+    if (strcmp(address, "fail@example.com") == 0)
+        return -1;
+    if (strcmp(address, "root@old.example") == 0 || strcmp(address, "root") == 0) {
+        *repl = strdup("alice@new.example");
+        return *repl ? 1 : -1;
+    }
+    return 0;
+}
+
+static const char *rewritten(const char *h)
+{
+    static const char *const names[] = {"From", "Reply-To", "Sender"};
+    static char out[2048];
+    char *o;
+    size_t n;
+    CHECK_INT(headers_rewrite_addresses(h, strlen(h), names, 3, rewrite_cb, NULL, &o, &n), 0);
+    CHECK_INT(n, strlen(o));
+    snprintf(out, sizeof out, "%s", o ? o : "(null)");
+    free(o);
+    return out;
+}
+
+static void test_rewrite(void)
+{
+    /* Only the address changes: display names, comments, spacing kept. */
+    CHECK_STR(rewritten("From: Charlie Root <root@old.example>\n"),
+              "From: Charlie Root <alice@new.example>\n");
+    CHECK_STR(rewritten("From: \"Root, Charlie\" <root@old.example> (cron)\r\n"),
+              "From: \"Root, Charlie\" <alice@new.example> (cron)\r\n");
+    CHECK_STR(rewritten("From:root@old.example (Cron Daemon)\n"),
+              "From:alice@new.example (Cron Daemon)\n");
+    CHECK_STR(rewritten("From: root\n"), "From: alice@new.example\n");
+    CHECK_STR(rewritten("from: <  root@old.example  >\n"), "from: <  alice@new.example  >\n");
+    /* Several addresses, one rewritten; folding kept. */
+    CHECK_STR(rewritten("Reply-To: other@example.com,\n Root <root@old.example>\nTo: root@old.example\n"),
+              "Reply-To: other@example.com,\n Root <alice@new.example>\nTo: root@old.example\n");
+    /* Fields not named, and the body of other fields, untouched. */
+    CHECK_STR(rewritten("Subject: From: root@old.example\nX-From: root@old.example\n"),
+              "Subject: From: root@old.example\nX-From: root@old.example\n");
+    /* Groups and the empty address. */
+    CHECK_STR(rewritten("Sender: team: root@old.example;\nFrom: <>\n"),
+              "Sender: team: alice@new.example;\nFrom: <>\n");
+    /* Last field without a newline; an empty section. */
+    CHECK_STR(rewritten("From: root@old.example"), "From: alice@new.example");
+    CHECK_STR(rewritten(""), "");
+    /* The callback's error stops it. */
+    char *o = (char *)"x";
+    size_t n = 1;
+    static const char *const from[] = {"From"};
+    const char *h = "From: fail@example.com\n";
+    CHECK_INT(headers_rewrite_addresses(h, strlen(h), from, 1, rewrite_cb, NULL, &o, &n), -1);
+    CHECK(o == NULL);
 }
 
 static void test_bcc(void)
@@ -215,6 +315,8 @@ int main(void)
 {
     test_addresses();
     test_extract();
+    test_resent();
+    test_rewrite();
     test_bcc();
     test_scan();
     test_find_end();
