@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "exitcode.h"
+#include "privilege.h"
 #include "program.h"
 #include "queue.h"
 
@@ -174,6 +175,13 @@ int flush_queue(struct program *pg)
     char err[1024];
     int ex = EX_OK;
 
+    /* Sending needs the relay's password, which is root's: an ordinary
+     * user's mail waits for root's run (docs/security.md). */
+    if (privilege_restricted()) {
+        say("only root runs the queue (hato -q); queued mail is sent by the next queue run "
+            "(the flush timer, or root running hato -q)");
+        return EX_NOPERM;
+    }
     if (!pg->log_open) {
         if (maillog_open(&pg->log, pg->cfg.maillog_file, pg->cfg.myhostname, err, sizeof err) != 0)
             say("warning: %s", err);
@@ -274,6 +282,13 @@ int list_queue(struct program *pg)
             queue_entry_free(&e);
             continue;
         }
+        /* Through the spool group an ordinary user sees their own
+         * messages only: the file's owner and the envelope must both be
+         * theirs (docs/security.md). */
+        if (privilege_restricted() && (e.owner != getuid() || e.uid != (long)getuid())) {
+            queue_entry_free(&e);
+            continue;
+        }
         if (shown++ == 0)
             printf("-Queue ID-      --Size-- ----Arrival Time---- -Sender/Recipient-------\n");
         char when[64] = "";
@@ -305,7 +320,7 @@ int list_queue(struct program *pg)
     else
         printf("-- %llu Kbytes in %zu Request%s.\n", (bytes + 1023) / 1024, shown,
                shown == 1 ? "" : "s");
-    size_t failed = count_failed(q.dir);
+    size_t failed = privilege_restricted() ? 0 : count_failed(q.dir);
     if (failed > 0)
         printf("(%zu failed message%s kept in %s/failed)\n", failed, failed == 1 ? "" : "s",
                q.dir);

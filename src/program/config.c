@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -115,6 +117,17 @@ static const struct known {
     {"maximal_backoff_time", "4000s"},
     {"maximal_queue_lifetime", "5d"},
     {"bounce_queue_lifetime", "5d"},
+    {"hato_user_queue_limit", "100"},
+    {"hato_user_queue_size_limit", "104857600"},
+    /* LAN submission, hato -bs.  Not Postfix's mynetworks_style default
+     * (every subnet of every interface): loopback only until the admin
+     * names the LAN.  smtpd_client_message_rate_limit is per connection
+     * in hato (Postfix: per client per time unit, through anvil). */
+    {"mynetworks", "127.0.0.0/8 [::1]/128"},
+    {"message_size_limit", "10240000"},
+    {"smtpd_timeout", "300s"},
+    {"smtpd_hard_error_limit", "20"},
+    {"smtpd_client_message_rate_limit", "100"},
 };
 
 /* Indexed by hato_timeout. */
@@ -1209,7 +1222,192 @@ static enum config_status queue_values(struct parser *p)
         return fail(p, "%s: maximal_backoff_time (%us) is shorter than minimal_backoff_time "
                        "(%us); raise maximal_backoff_time", c->path, c->max_backoff,
                     c->min_backoff);
+
+    /* hato's own keys: Postfix has no setgid submission to bound. */
+    static const char *const shares[] = {"hato_user_queue_limit", "hato_user_queue_size_limit"};
+    for (size_t i = 0; i < 2; i++) {
+        if ((st = get(p, shares[i], &v, &line)) != CONFIG_OK)
+            return st;
+        char *end;
+        errno = 0;
+        unsigned long long n = v[0] >= '0' && v[0] <= '9' ? strtoull(v, &end, 10) : 0;
+        if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 ||
+            (i == 0 && n > 1000000000ull))
+            st = fail(p, "%s%s = %s: not a number; give a whole number of %s, or 0 for no limit",
+                      where(p, line, w, sizeof w), shares[i], v, i == 0 ? "messages" : "bytes");
+        else if (i == 0)
+            c->user_queue_limit = (unsigned long)n;
+        else
+            c->user_queue_size_limit = n;
+        free(v);
+        if (st != CONFIG_OK)
+            return st;
+    }
     return CONFIG_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* LAN submission (hato -bs)                                          */
+
+int config_parse_network(const char *s, size_t n, struct config_network *out, const char **why)
+{
+    char a[INET6_ADDRSTRLEN + 8];
+    const char *end = s + n;
+    const char *slash = memchr(s, '/', n);
+    size_t alen = slash ? (size_t)(slash - s) : n;
+    memset(out, 0, sizeof *out);
+    if (alen >= 2 && s[0] == '[' && s[alen - 1] == ']') {
+        s++;
+        alen -= 2;
+    } else if (alen > 0 && (s[0] == '[' || s[0] == '!')) {
+        *why = s[0] == '!' ? "negation is not supported" : "unbalanced brackets";
+        return -1;
+    }
+    if (alen == 0 || alen >= sizeof a) {
+        *why = "not an address";
+        return -1;
+    }
+    memcpy(a, s, alen);
+    a[alen] = '\0';
+    unsigned max;
+    if (inet_pton(AF_INET, a, out->addr) == 1) {
+        out->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, a, out->addr) == 1) {
+        out->family = AF_INET6;
+        max = 128;
+    } else {
+        *why = "not an IPv4 or IPv6 address (tables, files and host names are not supported)";
+        return -1;
+    }
+    out->prefix = max;
+    if (slash != NULL) {
+        const char *d = slash + 1;
+        unsigned v = 0;
+        if (d == end || end - d > 3) {
+            *why = "the prefix length is not a number";
+            return -1;
+        }
+        for (; d < end; d++) {
+            if (!isdigit((unsigned char)*d)) {
+                *why = "the prefix length is not a number";
+                return -1;
+            }
+            v = v * 10 + (unsigned)(*d - '0');
+        }
+        if (v > max) {
+            *why = "the prefix length is too long for the address";
+            return -1;
+        }
+        out->prefix = v;
+    }
+    /* As Postfix: 192.168.1.5/24 is a mistake for 192.168.1.0/24. */
+    for (unsigned bit = out->prefix; bit < max; bit++) {
+        if (out->addr[bit / 8] & (0x80u >> (bit % 8))) {
+            *why = "the address has bits set beyond the prefix length (use the network address)";
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static bool prefix_equal(const unsigned char *a, const unsigned char *b, unsigned bits)
+{
+    unsigned whole = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, whole) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    unsigned char mask = (unsigned char)(0xffu << (8 - rest));
+    return (a[whole] & mask) == (b[whole] & mask);
+}
+
+bool config_network_match(const struct config_network *nets, size_t n, int family,
+                          const unsigned char *addr)
+{
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (family == AF_INET6 && memcmp(addr, mapped, 12) == 0) {
+        family = AF_INET;
+        addr += 12;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (nets[i].family == family && prefix_equal(nets[i].addr, addr, nets[i].prefix))
+            return true;
+    return false;
+}
+
+static enum config_status get_count(struct parser *p, const char *key, unsigned long long max,
+                                    unsigned long long *out)
+{
+    char *v, w[512];
+    unsigned line;
+    enum config_status st = get(p, key, &v, &line);
+    if (st != CONFIG_OK)
+        return st;
+    unsigned long long n = 0;
+    const char *d = v;
+    for (; isdigit((unsigned char)*d) && n <= max; d++)
+        n = n * 10 + (unsigned)(*d - '0');
+    if (d == v || *d != '\0' || n > max)
+        st = fail(p, "%s%s = %s: not a number; use digits only, at most %llu",
+                  where(p, line, w, sizeof w), key, v, max);
+    else
+        *out = n;
+    free(v);
+    return st;
+}
+
+static enum config_status smtpd_values(struct parser *p)
+{
+    struct config *c = p->c;
+    enum config_status st;
+    char *v, w[512];
+    unsigned line;
+
+    if ((st = get(p, "mynetworks", &v, &line)) != CONFIG_OK)
+        return st;
+    const char *cur = v, *item;
+    size_t n;
+    while (st == CONFIG_OK && text_list_next(&cur, TEXT_LIST_SEPARATORS, &item, &n)) {
+        struct config_network net;
+        const char *why;
+        if (config_parse_network(item, n, &net, &why) != 0) {
+            st = fail(p, "%smynetworks: %.*s: %s; write address/prefix, such as 192.168.1.0/24 "
+                         "or [fd00::]/64", where(p, line, w, sizeof w), (int)n, item, why);
+            break;
+        }
+        struct config_network *nv = realloc(c->mynetworks, (c->nmynetworks + 1) * sizeof *nv);
+        if (nv == NULL) {
+            st = nomem(p);
+            break;
+        }
+        c->mynetworks = nv;
+        c->mynetworks[c->nmynetworks++] = net;
+    }
+    free(v);
+    if (st != CONFIG_OK)
+        return st;
+
+    unsigned long long u;
+    if ((st = get_count(p, "message_size_limit", 1ull << 40, &c->message_size_limit)) != CONFIG_OK)
+        return st;
+    if ((st = get_count(p, "smtpd_hard_error_limit", 10000, &u)) != CONFIG_OK)
+        return st;
+    c->smtpd_hard_error_limit = (unsigned)u;
+    if ((st = get_count(p, "smtpd_client_message_rate_limit", 100000, &u)) != CONFIG_OK)
+        return st;
+    c->smtpd_message_limit = (unsigned)u;
+    if ((st = get(p, "smtpd_timeout", &v, &line)) != CONFIG_OK)
+        return st;
+    unsigned ms;
+    if (config_parse_time(v, &ms) != 0 || ms < 1000)
+        st = fail(p, "%ssmtpd_timeout = %s: not a time; use a number with s, m, h, d or w "
+                     "(300s, 5m; a bare number is seconds), at least 1s",
+                  where(p, line, w, sizeof w), v);
+    else
+        c->smtpd_timeout = ms / 1000;
+    free(v);
+    return st;
 }
 
 static enum config_status resolve_general(struct parser *p)
@@ -1276,6 +1474,8 @@ static enum config_status resolve_general(struct parser *p)
         if (st != CONFIG_OK)
             return st;
     }
+    if ((st = smtpd_values(p)) != CONFIG_OK)
+        return st;
     return queue_values(p);
 }
 
@@ -1485,6 +1685,7 @@ void config_free(struct config *c)
     free_vector(c->canonical_maps, c->ncanonical_maps);
     free_vector(c->generic_maps, c->ngeneric_maps);
     free(c->queue_directory);
+    free(c->mynetworks);
     free(c->cert_file);
     free(c->key_file);
     free(c->fp_digest);

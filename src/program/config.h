@@ -37,6 +37,13 @@ enum config_status {
     CONFIG_NOMEM = -3,
 };
 
+/* One mynetworks entry: an address/prefix. */
+struct config_network {
+    int family;                 /* AF_INET or AF_INET6 */
+    unsigned char addr[16];     /* network byte order; AF_INET uses 4 */
+    unsigned prefix;            /* 0..32 or 0..128 */
+};
+
 /* Every string is owned by the struct and freed by config_free(); NULL
  * means "not set" where noted. */
 struct config {
@@ -113,6 +120,19 @@ struct config {
     unsigned max_backoff;       /* maximal_backoff_time, >= min_backoff */
     unsigned max_queue_lifetime;    /* 0: no retries, bounce at once */
     unsigned bounce_queue_lifetime; /* the same for reports from <> */
+    /* One ordinary user's share of a shared spool (docs/security.md);
+     * 0 is no limit. */
+    unsigned long user_queue_limit;             /* hato_user_queue_limit, messages */
+    unsigned long long user_queue_size_limit;   /* hato_user_queue_size_limit, bytes */
+
+    /* LAN submission, hato -bs (docs/lan.md). */
+    struct config_network *mynetworks; /* who may submit over the network */
+    size_t nmynetworks;
+    unsigned long long message_size_limit; /* bytes; 0: no limit */
+    unsigned smtpd_timeout;         /* seconds a client may stay silent */
+    unsigned smtpd_hard_error_limit; /* errors before 421 and disconnect */
+    unsigned smtpd_message_limit;   /* smtpd_client_message_rate_limit: per
+                                       connection; 0: no limit */
 
     int open_errno;             /* with CONFIG_UNREADABLE */
 };
@@ -154,6 +174,16 @@ const char *config_timeout_key(hato_timeout which);
 /* Postfix time syntax: a number with an optional unit s, m, h, d or w
  * (seconds when none).  Returns 0 and *ms, or -1. */
 int config_parse_time(const char *value, unsigned *ms);
+
+/* One mynetworks item in Postfix's syntax: 192.168.1.0/24, [::1]/128,
+ * ::1/128, or an address alone (a host).  Returns 0, or -1 with *why set
+ * (a static string). */
+int config_parse_network(const char *s, size_t n, struct config_network *out, const char **why);
+
+/* Whether addr (4 or 16 bytes, by family) lies in one of nets; an
+ * IPv4-mapped IPv6 address (::ffff:a.b.c.d) is matched as IPv4. */
+bool config_network_match(const struct config_network *nets, size_t n, int family,
+                          const unsigned char *addr);
 
 /* Edit distance (insert, delete, substitute, swap of neighbours). */
 size_t config_edit_distance(const char *a, const char *b);

@@ -179,8 +179,12 @@ enum creds_status creds_run_command(const char *key_name, const char *command,
     }
     if (pid == 0) {
         /* Only async-signal-safe calls from here on.  Standard input is
-         * the message: the command must not read it. */
-        if (dup2(devnull, STDIN_FILENO) < 0 || dup2(fds[1], STDOUT_FILENO) < 0)
+         * the message: the command must not read it.  The command runs
+         * with the invoker's group alone: the effective group set to
+         * the real one here becomes the saved one at exec, so a setgid
+         * hato's spool group (privilege.h) cannot reach the command. */
+        if (setgid(getgid()) != 0 || dup2(devnull, STDIN_FILENO) < 0 ||
+            dup2(fds[1], STDOUT_FILENO) < 0)
             _exit(127);
         for (long fd = 3; fd < max_fd; fd++)
             close((int)fd);

@@ -219,22 +219,29 @@ int envelope_sender(struct program *pg)
         rc = headers_parse_addresses(pg->args.sender, strlen(pg->args.sender), first_address, &a);
         if (rc < 0)
             return EX_TEMPFAIL;
-        pg->sender = a ? qualify(a, pg->cfg.myorigin) : strdup("");
+        rc = envelope_set_sender(pg, a ? a : "");
         free(a);
     } else {
-        pg->sender = qualify(pg->user, pg->cfg.myorigin);
+        rc = envelope_set_sender(pg, pg->user);
     }
+    return rc == 0 ? EX_OK : EX_TEMPFAIL;
+}
+
+int envelope_set_sender(struct program *pg, const char *address)
+{
+    free(pg->sender);
+    pg->sender = address[0] ? qualify(address, pg->cfg.myorigin) : strdup("");
     if (pg->sender == NULL)
-        return EX_TEMPFAIL;
+        return -1;
     char *r;
-    rc = rewrite_sender(pg, pg->sender, &r);
+    int rc = rewrite_sender(pg, pg->sender, &r);
     if (rc < 0)
-        return EX_TEMPFAIL;
+        return -1;
     if (rc > 0) {
         free(pg->sender);
         pg->sender = r;
     }
-    return EX_OK;
+    return 0;
 }
 
 char *envelope_from_address(struct program *pg)

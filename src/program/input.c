@@ -30,7 +30,8 @@ static ptrdiff_t input_read(struct program *pg, char *out, size_t cap)
         if (pg->raw_off == pg->raw_len) {
             if (pg->in_eof)
                 return 0;
-            ssize_t r = read(STDIN_FILENO, pg->raw, sizeof pg->raw);
+            ssize_t r = pg->in_read ? (ssize_t)pg->in_read(pg->in_user, pg->raw, sizeof pg->raw)
+                                    : read(STDIN_FILENO, pg->raw, sizeof pg->raw);
             if (r < 0 && errno == EINTR)
                 continue;
             if (r < 0) {

@@ -31,7 +31,9 @@
 #include "config.h"
 #include "headers.h"
 #include "maillog.h"
+#include "privilege.h"
 #include "program.h"
+#include "smtpd.h"
 
 void say(const char *fmt, ...)
 {
@@ -99,6 +101,15 @@ static int run(struct program *pg, int argc, char **argv)
         return EX_USAGE;
     }
 
+    /* The spool group serves the system's spool under the system's
+     * configuration only: an invoker who names another file gets a plain
+     * program with their own rights (docs/security.md). */
+    if (privilege_restricted() && strcmp(pg->args.config, ARGS_DEFAULT_CONFIG) != 0 &&
+        privilege_give_up() != 0) {
+        say("cannot drop the group privilege: %s", strerror(errno));
+        return EX_OSERR;
+    }
+    privilege_check(pg->args.config);
     struct config_env env = {NULL, config_warning, NULL};
     enum config_status cs = config_load(&pg->cfg, pg->args.config, &env, err, sizeof err);
     if (cs != CONFIG_OK) {
@@ -111,11 +122,6 @@ static int run(struct program *pg, int argc, char **argv)
         return tofu_accept(pg);
     if (pg->args.mode == ARGS_NEWALIASES)
         return newaliases(pg);
-    if (pg->args.mode == ARGS_SMTP_STDIO) {
-        say("-bs (an SMTP dialogue on standard input and output) is not in this version of hato; "
-            "submit with the sendmail command line meanwhile (recipients as arguments, or -t)");
-        return EX_UNAVAILABLE;
-    }
     /* The queue (issue 4): listing needs no relay. */
     if (pg->args.mode == ARGS_LIST)
         return list_queue(pg);
@@ -131,6 +137,8 @@ static int run(struct program *pg, int argc, char **argv)
     /* Envelope sender: -f, else the user at myorigin; rewritten. */
     if ((ex = envelope_sender(pg)) != EX_OK)
         return ex;
+    if (pg->args.mode == ARGS_SMTP_STDIO) /* LAN submission (issue 4, smtpd.h) */
+        return smtpd_run(pg);
     if (pg->args.mode == ARGS_PROBE)
         return probe(pg);
     if (pg->args.mode == ARGS_FLUSH) /* the queue (issue 4) */
@@ -162,7 +170,16 @@ static int run(struct program *pg, int argc, char **argv)
         return EX_USAGE;
     }
 
-    if (maillog_open(&pg->log, pg->cfg.maillog_file, pg->cfg.myhostname, err, sizeof err) != 0)
+    /* While the group is held the configuration is the system's, so
+     * maillog_file is the admin's: an ordinary user's hato appends to it
+     * through the spool group (a file root:hato 0660), as Postfix's
+     * postdrop reaches postlogd through its group.  Any other file: syslog,
+     * quietly (the warning would reach every cron job's mail). */
+    bool raised = privilege_restricted() && privilege_raise() == 0;
+    int lr = maillog_open(&pg->log, pg->cfg.maillog_file, pg->cfg.myhostname, err, sizeof err);
+    if (raised)
+        privilege_lower();
+    if (lr != 0 && !privilege_restricted())
         say("warning: %s", err);
     pg->log_open = true;
 
@@ -173,6 +190,10 @@ static int run(struct program *pg, int argc, char **argv)
 int main(int argc, char **argv)
 {
     static struct program pg; /* large input buffer: not on the stack */
+    /* Before anything else: a setgid hato holds its group only around
+     * spool operations (privilege.h). */
+    if (privilege_init() != 0)
+        return EX_OSERR;
     int ex = run(&pg, argc, argv);
 
     if (pg.log_open)

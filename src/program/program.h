@@ -8,6 +8,7 @@
  * settings.c  the configuration turned into hato_options
  * send.c      spool first, then deliver from the queue; retry and bounce
  * commands.c  --probe, --tofu-accept, -q and -bp
+ * smtpd.c     -bs: an SMTP server dialogue on standard input and output
  * queue.c     the spool's files (queue.h); dsn.c the bounce report
  */
 #ifndef HATO_PROGRAM_PROGRAM_H
@@ -51,7 +52,10 @@ struct program {
     struct aliases_expander expander;
     struct rewrite_map canonical, generic;
 
-    /* Input: raw bytes from fd 0, then the dot filter. */
+    /* Input: raw bytes from fd 0 (or from in_read: -bs hands each
+     * message's DATA this way, smtpd.c), then the dot filter. */
+    ptrdiff_t (*in_read)(void *user, char *buf, size_t cap); /* -1 error, 0 end */
+    void *in_user;
     char raw[INPUT_CHUNK];
     size_t raw_len, raw_off;
     bool in_eof;
@@ -79,7 +83,9 @@ void say(const char *fmt, ...)
  * one recipient, local ones through the aliases, each final address
  * qualified and kept once (a headers_parse_addresses callback for the
  * arguments and for -t); the envelope sender from -f or the user,
- * rewritten (an exit code; loads the rewriting tables); the address for
+ * rewritten (an exit code; loads the rewriting tables); the same for a
+ * given address once the tables are loaded (-bs's MAIL FROM; "" is <>;
+ * 0, or -1 out of memory); the address for
  * the From hato adds (malloc'd, NULL out of memory); the header section
  * h[0..len) as it is sent -- Bcc and Resent-Bcc removed, sender fields
  * rewritten -- into *out (malloc'd; 0, or -1 out of memory); -bv's report
@@ -87,6 +93,7 @@ void say(const char *fmt, ...)
 char *qualify(const char *addr, const char *origin);
 int add_rcpt(void *user, const char *address);
 int envelope_sender(struct program *pg);
+int envelope_set_sender(struct program *pg, const char *address);
 char *envelope_from_address(struct program *pg);
 int envelope_edit_header(struct program *pg, const char *h, size_t len, char **out,
                          size_t *outlen);
@@ -111,6 +118,15 @@ char *find_state_dir(struct program *pg);
  * reported (an exit code: 0 once the message is safe in the queue); the
  * one line that describes a failed send or probe. */
 int submit_message(struct program *pg);
+
+/* send.c, for -bs: the message (pg's envelope, the header section already
+ * read) into d's spool -- e loaded and locked on QUEUE_OK, logged as a
+ * submission is -- and later its first attempt (an exit code). */
+struct delivery;
+struct queue_entry;
+int submit_spool(struct delivery *d, struct queue_entry *e, bool *read_failed, char *err,
+                 size_t errlen);
+int submit_attempt(struct delivery *d, struct queue_entry *e);
 void failure_line(struct program *pg, hato_code rc, const hato_error *e, int ex,
                   const char *relay, char *line, size_t size);
 

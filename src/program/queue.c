@@ -9,6 +9,11 @@
  * queue/ is fsync'd.  A crash before the link leaves only a tmp/ file,
  * cleaned later; after it the message is complete.  The state file is
  * replaced by rename, so it is always an old or a new whole file.
+ *
+ * Privilege (docs/security.md): when hato runs setgid for an ordinary
+ * user, the spool group is raised only inside the public functions below,
+ * around their opens, links, renames and scans, and lowered before they
+ * return -- and while queue_write pulls the message from its reader.
  */
 #include "queue.h"
 
@@ -22,6 +27,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "privilege.h"
 
 #define ENVELOPE_MAGIC "hato-queue 1"
 #define STATE_MAGIC "hato-state 1"
@@ -116,28 +123,70 @@ static bool bad_address(const char *a)
 /* ------------------------------------------------------------------ */
 /* Spool                                                              */
 
-static int make_dir(const char *path)
+/* Message and state files: the group reads them (mailq of a setgid
+ * submission) only in a shared spool; nobody else ever. */
+static mode_t file_mode(const struct queue_spool *q)
 {
-    if (mkdir(path, 0700) == 0 || errno == EEXIST)
-        return 0;
-    return -1;
+    return q->shared ? 0640 : 0600;
 }
 
-enum queue_status queue_spool_open(struct queue_spool *q, const char *dir, char *err,
-                                   size_t errlen)
+/* Creates path with mode when missing.  As root in a shared spool it also
+ * sets owner root, group gid and mode on what is there (an older hato made
+ * the spool 0700), through a descriptor so a symbolic link is not
+ * followed. */
+static int make_dir(const char *path, mode_t mode, bool fix, gid_t gid)
+{
+    if (mkdir(path, mode & 0777) != 0 && errno != EEXIST)
+        return -1;
+    if (!fix)
+        return 0;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat sb;
+    int r = fstat(fd, &sb);
+    bool chowned = r == 0 && (sb.st_uid != 0 || sb.st_gid != gid);
+    if (chowned)
+        r = fchown(fd, 0, gid);
+    if (r == 0 && (chowned || (sb.st_mode & 07777) != mode))
+        r = fchmod(fd, mode); /* after fchown, which may clear set-id bits */
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return r;
+}
+
+static enum queue_status spool_open(struct queue_spool *q, const char *dir, char *err,
+                                    size_t errlen)
 {
     char p[4096];
-    static const char *const subs[] = {"tmp", "queue", "failed"};
+    /* tmp/ and queue/: group-writable for setgid submissions; set-group-ID
+     * so root's files get the group too; sticky so that one user's hato
+     * cannot remove another's file. */
+    static const struct {
+        const char *name;
+        mode_t shared_mode;
+    } subs[] = {{"tmp", 03770}, {"queue", 03770}, {"failed", 0700}};
+    gid_t gid = 0;
+    q->shared = privilege_spool_group(&gid);
+    /* Only root creates or repairs a shared spool; a setgid submission
+     * could not (the top directory is not group-writable) and must not. */
+    bool fix = q->shared && geteuid() == 0;
+    bool create = !q->shared || fix;
 
-    q->dir = NULL;
-    q->queue_fd = -1;
-    if (make_dir(dir) != 0) {
-        snprintf(err, errlen, "cannot create queue_directory %s: %s", dir, strerror(errno));
+    if (create ? make_dir(dir, q->shared ? 0750 : 0700, fix, gid) != 0
+               : faccessat(AT_FDCWD, dir, X_OK, AT_EACCESS) != 0) {
+        snprintf(err, errlen, "cannot %s queue_directory %s: %s%s", create ? "create" : "enter",
+                 dir, strerror(errno),
+                 create ? "" : " (root creates it: run hato -q as root once)");
         return QUEUE_ERR;
     }
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        if (path_of(p, sizeof p, dir, subs[i], NULL, NULL) != 0 || make_dir(p) != 0) {
-            snprintf(err, errlen, "cannot create %s/%s: %s", dir, subs[i], strerror(errno));
+        if (!create)
+            break;
+        if (path_of(p, sizeof p, dir, subs[i].name, NULL, NULL) != 0 ||
+            make_dir(p, q->shared ? subs[i].shared_mode : 0700, fix, gid) != 0) {
+            snprintf(err, errlen, "cannot create %s/%s: %s", dir, subs[i].name, strerror(errno));
             return QUEUE_ERR;
         }
     }
@@ -155,6 +204,23 @@ enum queue_status queue_spool_open(struct queue_spool *q, const char *dir, char 
         return QUEUE_ERR;
     }
     return QUEUE_OK;
+}
+
+enum queue_status queue_spool_open(struct queue_spool *q, const char *dir, char *err,
+                                   size_t errlen)
+{
+    q->dir = NULL;
+    q->queue_fd = -1;
+    q->limit_uid = -1;
+    q->max_messages = 0;
+    q->max_bytes = 0;
+    if (privilege_raise() != 0) {
+        snprintf(err, errlen, "cannot raise the spool group for %s: %s", dir, strerror(errno));
+        return QUEUE_ERR;
+    }
+    enum queue_status st = spool_open(q, dir, err, errlen);
+    privilege_lower();
+    return st;
 }
 
 void queue_spool_close(struct queue_spool *q)
@@ -272,6 +338,7 @@ static enum queue_status read_envelope(struct queue_entry *e, char *err, size_t 
         }
         e->body_offset = consumed;
         e->size = sb.st_size - consumed;
+        e->owner = sb.st_uid;
         return QUEUE_OK;
     }
     if (st == QUEUE_NOMEM)
@@ -362,7 +429,7 @@ static enum queue_status load_from_fd(struct queue_spool *q, struct queue_entry 
     return st;
 }
 
-enum queue_status queue_load(struct queue_spool *q, const char *id, bool lock,
+static enum queue_status raised_queue_load(struct queue_spool *q, const char *id, bool lock,
                              struct queue_entry *e, char *err, size_t errlen)
 {
     char p[4096];
@@ -396,7 +463,7 @@ enum queue_status queue_load(struct queue_spool *q, const char *id, bool lock,
     return load_from_fd(q, e, err, errlen);
 }
 
-bool queue_locked_by_other(struct queue_spool *q, const char *id)
+static bool raised_locked_by_other(struct queue_spool *q, const char *id)
 {
     char p[4096];
     if (path_of(p, sizeof p, q->dir, "queue", id, NULL) != 0)
@@ -411,6 +478,65 @@ bool queue_locked_by_other(struct queue_spool *q, const char *id)
 
 /* ------------------------------------------------------------------ */
 /* Writing                                                            */
+
+/* What uid holds in tmp/ and queue/: message files it owns (the kernel's
+ * record, not the envelope's) and their bytes.  A file being committed is
+ * in both for an instant: in tmp/ only files with one link count. */
+static void user_usage(struct queue_spool *q, uid_t uid, unsigned long *count,
+                       unsigned long long *bytes)
+{
+    static const char *const subs[] = {"tmp", "queue"};
+    char d[4096];
+    *count = 0;
+    *bytes = 0;
+    for (size_t i = 0; i < 2; i++) {
+        if (path_of(d, sizeof d, q->dir, subs[i], NULL, NULL) != 0)
+            continue;
+        DIR *dh = opendir(d);
+        if (dh == NULL)
+            continue;
+        struct dirent *de;
+        while ((de = readdir(dh)) != NULL) {
+            struct stat sb;
+            if (!valid_id(de->d_name) ||
+                fstatat(dirfd(dh), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 ||
+                !S_ISREG(sb.st_mode) || sb.st_uid != uid || (i == 0 && sb.st_nlink > 1))
+                continue;
+            (*count)++;
+            *bytes += (unsigned long long)sb.st_size;
+        }
+        closedir(dh);
+    }
+}
+
+/* QUEUE_OK, or QUEUE_LIMIT with err saying which limit, for q->limit_uid;
+ * *allow is how many more bytes the new file may hold (0: no limit). */
+static enum queue_status check_share(struct queue_spool *q, unsigned long long *allow, char *err,
+                                     size_t errlen)
+{
+    unsigned long count;
+    unsigned long long bytes;
+    *allow = 0;
+    if (q->limit_uid < 0 || (q->max_messages == 0 && q->max_bytes == 0))
+        return QUEUE_OK;
+    user_usage(q, (uid_t)q->limit_uid, &count, &bytes);
+    if (q->max_messages != 0 && count >= q->max_messages) {
+        snprintf(err, errlen, "uid %ld already has %lu message%s in the queue, the most "
+                 "hato_user_queue_limit = %lu allows", q->limit_uid, count,
+                 count == 1 ? "" : "s", q->max_messages);
+        return QUEUE_LIMIT;
+    }
+    if (q->max_bytes != 0) {
+        if (bytes >= q->max_bytes) {
+            snprintf(err, errlen, "uid %ld already has %llu bytes in the queue, the most "
+                     "hato_user_queue_size_limit = %llu allows", q->limit_uid, bytes,
+                     q->max_bytes);
+            return QUEUE_LIMIT;
+        }
+        *allow = q->max_bytes - bytes;
+    }
+    return QUEUE_OK;
+}
 
 enum queue_status queue_write(struct queue_spool *q, const char *sender,
                               const char *const *rcpts, size_t nrcpts, long uid,
@@ -438,20 +564,42 @@ enum queue_status queue_write(struct queue_spool *q, const char *sender,
             return QUEUE_ERR;
         }
     }
+    if (privilege_raise() != 0) {
+        snprintf(err, errlen, "cannot raise the spool group for %s: %s", q->dir, strerror(errno));
+        return QUEUE_ERR;
+    }
+    /* The share is counted before the file exists: two submissions of one
+     * user at the same instant may each pass with one slot left (a bound
+     * of the user's parallelism, documented in docs/security.md). */
+    unsigned long long allow = 0, written = 0;
+    if ((st = check_share(q, &allow, err, errlen)) != QUEUE_OK) {
+        privilege_lower();
+        return st;
+    }
     /* A fresh id until the tmp name is free (two submissions in the same
      * microsecond with the same random byte). */
     for (int tries = 0; fd < 0; tries++) {
         make_id(id);
         if (path_of(tmp, sizeof tmp, q->dir, "tmp", id, NULL) != 0) {
             snprintf(err, errlen, "queue_directory %s: path too long", q->dir);
+            privilege_lower();
             return QUEUE_ERR;
         }
         fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0 && (errno != EEXIST || tries > 100)) {
             snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+            privilege_lower();
             return QUEUE_ERR;
         }
     }
+    /* The group reads it in a shared spool, whatever the invoker's umask. */
+    if (fchmod(fd, file_mode(q)) != 0) {
+        snprintf(err, errlen, "cannot set the mode of %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    /* The message streams in through the open descriptor: no privilege
+     * while the reader runs. */
+    privilege_lower();
     /* Locked before it is visible in queue/: no flusher can take it
      * between the commit and this process's own delivery attempt. */
     if (flock(fd, LOCK_EX) != 0) {
@@ -486,11 +634,24 @@ enum queue_status queue_write(struct queue_spool *q, const char *sender,
         }
         if (r == 0)
             break;
+        written += (unsigned long long)r;
+        if (allow != 0 && written > allow) {
+            snprintf(err, errlen, "the message from uid %ld would take its queue past "
+                     "hato_user_queue_size_limit = %llu bytes (%llu were left)", q->limit_uid,
+                     q->max_bytes, allow);
+            st = QUEUE_LIMIT;
+            goto fail;
+        }
         if (write_all(fd, buf, (size_t)r) != 0)
             goto write_error;
     }
     if (fsync(fd) != 0)
         goto write_error;
+
+    if (privilege_raise() != 0) {
+        snprintf(err, errlen, "cannot raise the spool group for %s: %s", q->dir, strerror(errno));
+        goto fail;
+    }
 
     /* The commit.  link() refuses an existing name, which rename() would
      * silently replace. */
@@ -517,6 +678,7 @@ enum queue_status queue_write(struct queue_spool *q, const char *sender,
     snprintf(e->id, sizeof e->id, "%s", id);
     e->fd = fd;
     st = load_from_fd(q, e, err, errlen);
+    privilege_lower();
     if (st != QUEUE_OK) /* committed; a flush will deliver it */
         snprintf(err + strlen(err), errlen - strlen(err), " (message queued as %s)", id);
     return st;
@@ -527,8 +689,10 @@ fail:
     free(buf);
     if (fd >= 0)
         close(fd);
-    unlink(tmp);
-    return st == QUEUE_NOMEM ? QUEUE_NOMEM : QUEUE_ERR;
+    if (privilege_raise() == 0) /* the tmp/ entry needs the group to go */
+        unlink(tmp);
+    privilege_lower();
+    return st == QUEUE_NOMEM || st == QUEUE_LIMIT ? st : QUEUE_ERR;
 }
 
 /* ------------------------------------------------------------------ */
@@ -540,7 +704,7 @@ static const char *status_word(enum queue_rcpt_status s)
 }
 
 /* Writes e's state to path (a new file) and fsyncs it. */
-static int write_state_file(const char *path, const struct queue_entry *e)
+static int write_state_file(const char *path, const struct queue_entry *e, mode_t mode)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0 && errno == EEXIST) {
@@ -549,6 +713,13 @@ static int write_state_file(const char *path, const struct queue_entry *e)
     }
     if (fd < 0)
         return -1;
+    if (fchmod(fd, mode) != 0) { /* not left to the umask */
+        int saved = errno;
+        close(fd);
+        unlink(path);
+        errno = saved;
+        return -1;
+    }
     FILE *f = fdopen(fd, "w");
     if (f == NULL) {
         close(fd);
@@ -582,7 +753,7 @@ static int write_state_file(const char *path, const struct queue_entry *e)
     return 0;
 }
 
-enum queue_status queue_save_state(struct queue_spool *q, const struct queue_entry *e,
+static enum queue_status raised_queue_save_state(struct queue_spool *q, const struct queue_entry *e,
                                    char *err, size_t errlen)
 {
     char tmp[4096], dst[4096];
@@ -591,7 +762,7 @@ enum queue_status queue_save_state(struct queue_spool *q, const struct queue_ent
         snprintf(err, errlen, "queue_directory %s: path too long", q->dir);
         return QUEUE_ERR;
     }
-    if (write_state_file(tmp, e) != 0) {
+    if (write_state_file(tmp, e, file_mode(q)) != 0) {
         snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
         return QUEUE_ERR;
     }
@@ -607,7 +778,7 @@ enum queue_status queue_save_state(struct queue_spool *q, const struct queue_ent
     return QUEUE_OK;
 }
 
-enum queue_status queue_remove(struct queue_spool *q, const struct queue_entry *e, char *err,
+static enum queue_status raised_queue_remove(struct queue_spool *q, const struct queue_entry *e, char *err,
                                size_t errlen)
 {
     char p[4096];
@@ -625,7 +796,7 @@ enum queue_status queue_remove(struct queue_spool *q, const struct queue_entry *
     return QUEUE_OK;
 }
 
-enum queue_status queue_move_failed(struct queue_spool *q, const struct queue_entry *e,
+static enum queue_status raised_queue_move_failed(struct queue_spool *q, const struct queue_entry *e,
                                     char *err, size_t errlen)
 {
     char from[4096], to[4096], dir[4096];
@@ -633,7 +804,7 @@ enum queue_status queue_move_failed(struct queue_spool *q, const struct queue_en
     /* The final state beside the failed message, written first: the
      * message's rename below is what takes it out of the queue. */
     if (path_of(to, sizeof to, q->dir, "failed", e->id, ".state") != 0 ||
-        write_state_file(to, e) != 0) {
+        write_state_file(to, e, file_mode(q)) != 0) {
         snprintf(err, errlen, "cannot write %s: %s", to, strerror(errno));
         return QUEUE_ERR;
     }
@@ -705,14 +876,18 @@ static void clean_stale(struct queue_spool *q, const char *sub, bool orphans_onl
     closedir(dh);
 }
 
-enum queue_status queue_list(struct queue_spool *q, char ***ids, size_t *n, char *err,
+static enum queue_status raised_queue_list(struct queue_spool *q, char ***ids, size_t *n, char *err,
                              size_t errlen)
 {
     char d[4096];
     *ids = NULL;
     *n = 0;
-    clean_stale(q, "tmp", false);
-    clean_stale(q, "queue", true);
+    /* Housekeeping is root's flush's (and a plain program's own spool's):
+     * a setgid mailq removes nothing of other users. */
+    if (!privilege_restricted()) {
+        clean_stale(q, "tmp", false);
+        clean_stale(q, "queue", true);
+    }
     path_of(d, sizeof d, q->dir, "queue", NULL, NULL);
     DIR *dh = opendir(d);
     if (dh == NULL) {
@@ -752,4 +927,80 @@ enum queue_status queue_list(struct queue_spool *q, char ***ids, size_t *n, char
     if (*n > 1)
         qsort(*ids, *n, sizeof **ids, compare_ids);
     return QUEUE_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* The public functions: each holds the spool group (when there is one,
+ * privilege.h) exactly for its own duration.                          */
+
+static int raise_or_say(const struct queue_spool *q, char *err, size_t errlen)
+{
+    if (privilege_raise() == 0)
+        return 0;
+    snprintf(err, errlen, "cannot raise the spool group for %s: %s", q->dir, strerror(errno));
+    return -1;
+}
+
+enum queue_status queue_load(struct queue_spool *q, const char *id, bool lock,
+                             struct queue_entry *e, char *err, size_t errlen)
+{
+    if (raise_or_say(q, err, errlen) != 0) {
+        memset(e, 0, sizeof *e);
+        e->fd = -1;
+        return QUEUE_ERR;
+    }
+    enum queue_status st = raised_queue_load(q, id, lock, e, err, errlen);
+    privilege_lower();
+    return st;
+}
+
+bool queue_locked_by_other(struct queue_spool *q, const char *id)
+{
+    if (privilege_raise() != 0)
+        return false;
+    bool busy = raised_locked_by_other(q, id);
+    privilege_lower();
+    return busy;
+}
+
+enum queue_status queue_save_state(struct queue_spool *q, const struct queue_entry *e,
+                                   char *err, size_t errlen)
+{
+    if (raise_or_say(q, err, errlen) != 0)
+        return QUEUE_ERR;
+    enum queue_status st = raised_queue_save_state(q, e, err, errlen);
+    privilege_lower();
+    return st;
+}
+
+enum queue_status queue_remove(struct queue_spool *q, const struct queue_entry *e, char *err,
+                               size_t errlen)
+{
+    if (raise_or_say(q, err, errlen) != 0)
+        return QUEUE_ERR;
+    enum queue_status st = raised_queue_remove(q, e, err, errlen);
+    privilege_lower();
+    return st;
+}
+
+enum queue_status queue_move_failed(struct queue_spool *q, const struct queue_entry *e,
+                                    char *err, size_t errlen)
+{
+    if (raise_or_say(q, err, errlen) != 0)
+        return QUEUE_ERR;
+    enum queue_status st = raised_queue_move_failed(q, e, err, errlen);
+    privilege_lower();
+    return st;
+}
+
+enum queue_status queue_list(struct queue_spool *q, char ***ids, size_t *n, char *err,
+                             size_t errlen)
+{
+    *ids = NULL;
+    *n = 0;
+    if (raise_or_say(q, err, errlen) != 0)
+        return QUEUE_ERR;
+    enum queue_status st = raised_queue_list(q, ids, n, err, errlen);
+    privilege_lower();
+    return st;
 }

@@ -34,6 +34,7 @@ enum queue_status {
     QUEUE_GONE = 2,     /* delivered or moved meanwhile */
     QUEUE_ERR = -1,     /* err says what */
     QUEUE_NOMEM = -2,
+    QUEUE_LIMIT = -3,   /* the submitting user's share of the spool is used up */
 };
 
 enum queue_rcpt_status {
@@ -53,6 +54,14 @@ struct queue_rcpt {
 struct queue_spool {
     char *dir;                  /* queue_directory, owned */
     int queue_fd;               /* queue/ opened for fsync, or -1 */
+    bool shared;                /* owned by the setgid group: files 0640 */
+
+    /* Per-user share (docs/security.md), checked by queue_write when
+     * limit_uid >= 0: messages in tmp/ and queue/ owned by that uid, and
+     * their bytes.  0 is no limit.  Set by the caller after opening. */
+    long limit_uid;
+    unsigned long max_messages;     /* hato_user_queue_limit */
+    unsigned long long max_bytes;   /* hato_user_queue_size_limit */
 };
 
 /* One message read back from queue/ (or just written).  Owned by the
@@ -62,7 +71,10 @@ struct queue_entry {
     int fd;                     /* the message file, locked, or -1 */
     long long arrival_sec;      /* Unix time */
     long arrival_usec;
-    long uid;                   /* the submitting user */
+    long uid;                   /* the submitting user, as the envelope says */
+    uid_t owner;                /* the file's owner: the submitting user as
+                                   the kernel recorded it (a setgid
+                                   submission cannot forge it) */
     char *sender;               /* owned; "" is <> */
     struct queue_rcpt *rcpts;   /* owned */
     size_t nrcpts;
@@ -76,15 +88,23 @@ struct queue_entry {
     char *relay;                /* owned; the last relay reached, or NULL */
 };
 
-/* Opens (creating when missing, mode 0700) the spool at dir.  Returns
- * QUEUE_OK, or QUEUE_ERR with err naming the directory and the cause. */
+/* Opens (creating when missing) the spool at dir.  Returns QUEUE_OK, or
+ * QUEUE_ERR with err naming the directory and the cause.  Without a spool
+ * group (hato not installed setgid) the directories are 0700 and files
+ * 0600, the invoker's own.  With one (docs/security.md), root creates or
+ * repairs the layout: dir 0750, tmp/ and queue/ 3770, failed/ 0700, all
+ * root:group, files 0640; an invoker who is not root creates nothing and
+ * reaches the spool through the group, raised only inside these
+ * functions (privilege.h). */
 enum queue_status queue_spool_open(struct queue_spool *q, const char *dir, char *err,
                                    size_t errlen);
 void queue_spool_close(struct queue_spool *q);
 
 /* Pulls the message through read_fn (as the library's reader: a count,
  * 0 at the end, -1 on error) into a new file, fsyncs it and commits it to
- * queue/.  On QUEUE_OK e is loaded from the committed file and holds its
+ * queue/.  With q->limit_uid set, QUEUE_LIMIT (err says which limit) when
+ * that uid's messages already reach q->max_messages, or would pass
+ * q->max_bytes with this one.  On QUEUE_OK e is loaded from the committed file and holds its
  * lock.  On failure nothing is left in tmp/ or queue/ and err says why;
  * *read_failed tells a failure of read_fn from one of the spool. */
 enum queue_status queue_write(struct queue_spool *q, const char *sender,
@@ -113,8 +133,9 @@ enum queue_status queue_move_failed(struct queue_spool *q, const struct queue_en
                                     char *err, size_t errlen);
 
 /* The ids in queue/, sorted (oldest first), malloc'd array of malloc'd
- * strings in *ids.  Also removes leftovers: tmp/ files older than
- * QUEUE_STALE_SECONDS and state files whose message is gone. */
+ * strings in *ids.  Also removes leftovers (not in a restricted run, see
+ * privilege.h): tmp/ files older than QUEUE_STALE_SECONDS and state files
+ * whose message is gone. */
 #define QUEUE_STALE_SECONDS 86400
 enum queue_status queue_list(struct queue_spool *q, char ***ids, size_t *n, char *err,
                              size_t errlen);

@@ -27,6 +27,7 @@
 #include "dsn.h"
 #include "exitcode.h"
 #include "maillog.h"
+#include "privilege.h"
 #include "program.h"
 #include "queue.h"
 
@@ -60,6 +61,14 @@ static int open_spool(struct program *pg, struct queue_spool *q)
     if (st != QUEUE_OK) {
         say("%s", err);
         return EX_TEMPFAIL;
+    }
+    /* A setgid submission may use only its share of the shared spool
+     * (docs/security.md); root and a plain program's own spool have no
+     * share to keep. */
+    if (privilege_restricted()) {
+        q->limit_uid = (long)getuid();
+        q->max_messages = pg->cfg.user_queue_limit;
+        q->max_bytes = pg->cfg.user_queue_size_limit;
     }
     return EX_OK;
 }
@@ -450,6 +459,14 @@ static int deliver(struct delivery *d, struct queue_entry *e, bool interactive,
 
     memset(&a, 0, sizeof a);
     snprintf(pg->log.queue_id, sizeof pg->log.queue_id, "%s", e->id);
+    /* A setgid submission by an ordinary user only queues: the relay's
+     * password is root's, and root's flush sends (docs/security.md). */
+    if (privilege_restricted()) {
+        if (interactive && pg->args.verbose > 0)
+            say("message queued as %s; the next queue run (hato -q as root, the flush timer) "
+                "sends it", e->id);
+        return EX_OK;
+    }
     for (size_t i = 0; i < e->nrcpts; i++)
         pending += e->rcpts[i].status == QUEUE_RCPT_PENDING;
     if (pending > 0 && skip_error == NULL) {
@@ -556,6 +573,32 @@ int delivery_run(struct delivery *d, struct queue_entry *e, const char *skip_err
     return deliver(d, e, false, skip_error, relay_down);
 }
 
+int submit_spool(struct delivery *d, struct queue_entry *e, bool *read_failed, char *err,
+                 size_t errlen)
+{
+    struct program *pg = d->pg;
+    *read_failed = false;
+    enum queue_status st = queue_write(&d->q, pg->sender, (const char *const *)pg->rcpts,
+                                       pg->nrcpts, (long)getuid(), body_reader, pg, e,
+                                       read_failed, err, errlen);
+    if (st == QUEUE_LIMIT) /* for the admin: who is filling the spool */
+        maillog_record(&pg->log, "uid=%ld from=<%s>: refused: %s", (long)getuid(), pg->sender,
+                       err);
+    if (st != QUEUE_OK)
+        return st;
+    snprintf(pg->log.queue_id, sizeof pg->log.queue_id, "%s", e->id);
+    maillog_record(&pg->log, "uid=%ld from=<%s>", (long)getuid(), pg->sender);
+    maillog_record(&pg->log, "from=<%s>, size=%lld, nrcpt=%zu (queue active)", e->sender,
+                   (long long)e->size, e->nrcpts);
+    return QUEUE_OK;
+}
+
+int submit_attempt(struct delivery *d, struct queue_entry *e)
+{
+    bool down = false;
+    return deliver(d, e, false, NULL, &down);
+}
+
 int submit_message(struct program *pg)
 {
     int ex;
@@ -568,14 +611,17 @@ int submit_message(struct program *pg)
     struct queue_entry e;
     bool read_failed = false;
     char err[1024];
-    enum queue_status st = queue_write(&d->q, pg->sender, (const char *const *)pg->rcpts,
-                                       pg->nrcpts, (long)getuid(), body_reader, pg, &e,
-                                       &read_failed, err, sizeof err);
+    enum queue_status st = submit_spool(d, &e, &read_failed, err, sizeof err);
     if (st != QUEUE_OK) {
         if (read_failed) {
             say("cannot read the message from standard input: %s; the message was NOT accepted",
                 strerror(pg->in_errno));
             ex = EX_IOERR;
+        } else if (st == QUEUE_LIMIT) {
+            say("cannot queue the message: %s; the message was NOT accepted (exit status 75: "
+                "try again once the queue run has sent your queued mail, or ask the admin to "
+                "raise the limit)", err);
+            ex = EX_TEMPFAIL;
         } else {
             say("cannot queue the message: %s; the message was NOT accepted (nothing was sent, "
                 "exit status 75: try again later)", err);
@@ -585,10 +631,6 @@ int submit_message(struct program *pg)
         delivery_end(d);
         return ex;
     }
-    snprintf(pg->log.queue_id, sizeof pg->log.queue_id, "%s", e.id);
-    maillog_record(&pg->log, "uid=%ld from=<%s>", (long)getuid(), pg->sender);
-    maillog_record(&pg->log, "from=<%s>, size=%lld, nrcpt=%zu (queue active)", e.sender,
-                   (long long)e.size, e.nrcpts);
     if (pg->args.queue_only) {
         if (pg->args.verbose > 0)
             say("message queued as %s in %s (-odq: not sent now)", e.id, d->q.dir);

@@ -20,6 +20,7 @@
 #include "creds.h"
 #include "maillog.h"
 #include "maps.h"
+#include "privilege.h"
 #include "program.h"
 #include "wipe.h"
 
@@ -67,6 +68,10 @@ static int override_password(struct program *pg, const char *user, char **passwo
     const struct config *c = &pg->cfg;
     char err[2048], *secret = NULL;
     enum creds_status st;
+
+    /* The command and the credential run and open with the invoker's
+     * rights, never the spool group's (privilege.h). */
+    privilege_check("the password command or credential");
 
     if (c->password_command != NULL) {
         /* Which account and relay, for helpers that serve several. */
@@ -119,6 +124,8 @@ static int set_credentials(struct program *pg, hato_options *o)
     const char *from = NULL;
     int ex = EX_OK;
 
+    /* Password maps are opened with the invoker's rights (privilege.h). */
+    privilege_check("smtp_sasl_password_maps");
     if (!c->sasl_enable) {
         if (c->npassword_maps > 0 || c->config_user != NULL)
             say("warning: %s is set but smtp_sasl_auth_enable = no: not authenticating "
