@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 HEAD = r""".\" hato.conf(5): generated from docs/config.md by docs/config-to-man.py.
 .\" Do not edit; edit docs/config.md and run docs/config-to-man.py.
-.TH HATO.CONF 5 "2025" "hato 0.3" "File Formats Manual"
+.TH HATO.CONF 5 "2026" "hato 0.3" "File Formats Manual"
 .\" Key names, addresses and paths must not be hyphenated.
 .nh
 .SH NAME

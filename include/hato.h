@@ -49,7 +49,7 @@ extern "C" {
 #endif
 
 #define HATO_VERSION_MAJOR 0
-#define HATO_VERSION_MINOR 2
+#define HATO_VERSION_MINOR 3
 #define HATO_VERSION_PATCH 0
 
 /* The library's version as "MAJOR.MINOR.PATCH", and the TLS backend's, e.g.

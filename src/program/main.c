@@ -170,6 +170,15 @@ static int run(struct program *pg, int argc, char **argv)
         return EX_USAGE;
     }
 
+    open_maillog(pg);
+
+    /* The queue (issue 4): spooled first, then sent from the queue file. */
+    return submit_message(pg);
+}
+
+void open_maillog(struct program *pg)
+{
+    char err[512];
     /* While the group is held the configuration is the system's, so
      * maillog_file is the admin's: an ordinary user's hato appends to it
      * through the spool group (a file root:hato 0660), as Postfix's
@@ -182,9 +191,6 @@ static int run(struct program *pg, int argc, char **argv)
     if (lr != 0 && !privilege_restricted())
         say("warning: %s", err);
     pg->log_open = true;
-
-    /* The queue (issue 4): spooled first, then sent from the queue file. */
-    return submit_message(pg);
 }
 
 int main(int argc, char **argv)

@@ -20,26 +20,15 @@
 #include "text.h"
 #include "wipe.h"
 
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
 /* Checks one logical line against the candidate keys; on a match of a
  * better rank than *best_rank stores user and password. */
 static enum maps_status consider(char *s, unsigned line, const char *name,
                                  const char *const *keys, size_t nkeys, size_t *best_rank,
                                  char **user, char **password, char *err, size_t errlen)
 {
-    size_t klen = 0;
-    while (s[klen] != '\0' && !is_blank(s[klen]))
-        klen++;
-    char *val = s + klen;
-    while (is_blank(*val))
-        val++;
-    size_t vlen = strlen(val);
-    while (vlen > 0 && is_blank(val[vlen - 1]))
-        vlen--;
+    size_t klen, vlen;
+    char *val;
+    text_split_entry(s, &klen, &val, &vlen);
     if (vlen == 0) {
         snprintf(err, errlen, "%s:%u: entry %.*s has no value; expected \"%.*s user:password\"",
                  name, line, (int)klen, s, (int)klen, s);

@@ -79,6 +79,10 @@ void say(const char *fmt, ...)
 #endif
     ;
 
+/* main.c: opens maillog_file (through the spool group where hato is
+ * installed setgid), or syslog; sets pg->log_open. */
+void open_maillog(struct program *pg);
+
 /* envelope.c: addr, or addr@origin for a bare local name (malloc'd);
  * one recipient, local ones through the aliases, each final address
  * qualified and kept once (a headers_parse_addresses callback for the

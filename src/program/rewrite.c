@@ -16,11 +16,6 @@ const char *const rewrite_sender_fields[] = {"From", "Sender", "Reply-To", "Rese
                                              "Resent-Sender"};
 const size_t rewrite_nsender_fields = sizeof rewrite_sender_fields / sizeof rewrite_sender_fields[0];
 
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
 static const char *find_key(const struct rewrite_table *t, const char *key, size_t klen)
 {
     for (size_t i = 0; i < t->n; i++)
@@ -63,15 +58,9 @@ int rewrite_map_add_text(struct rewrite_map *m, const char *name, const char *te
             continue;
         }
         char *s = tl.buf;
-        size_t klen = 0;
-        while (s[klen] != '\0' && !is_blank(s[klen]))
-            klen++;
-        char *val = s + klen;
-        while (is_blank(*val))
-            val++;
-        size_t vlen = strlen(val);
-        while (vlen > 0 && is_blank(val[vlen - 1]))
-            vlen--;
+        size_t klen, vlen;
+        char *val;
+        text_split_entry(s, &klen, &val, &vlen);
         /* One address per result: "a@b c@d" is a mistake, not a list. */
         if (vlen == 0 || memchr(val, ' ', vlen) != NULL || memchr(val, '\t', vlen) != NULL) {
             snprintf(msg, sizeof msg, "%s:%u: expected \"pattern address\" (one address); the "

@@ -367,7 +367,6 @@ static void identify(struct conn *c, bool *trusted)
 
 int smtpd_run(struct program *pg)
 {
-    char err[1024];
     struct conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
         say("out of memory");
@@ -384,15 +383,7 @@ int smtpd_run(struct program *pg)
         }
     }
     signal(SIGPIPE, SIG_IGN);
-    /* As main.c does for a submission: maillog_file through the spool
-     * group when hato is installed setgid (privilege.h). */
-    bool raised = privilege_restricted() && privilege_raise() == 0;
-    int lr = maillog_open(&pg->log, pg->cfg.maillog_file, pg->cfg.myhostname, err, sizeof err);
-    if (raised)
-        privilege_lower();
-    if (lr != 0 && !privilege_restricted())
-        say("warning: %s", err);
-    pg->log_open = true;
+    open_maillog(pg);
     /* Each message arrives with SMTP's own end; -i and -t do not apply. */
     pg->args.dot_ends = false;
     pg->args.extract = false;

@@ -180,3 +180,19 @@ int text_read_file(const char *path, size_t max, char **text, size_t *len)
     *len = n;
     return 0;
 }
+
+void text_split_entry(char *s, size_t *klen, char **val, size_t *vlen)
+{
+    size_t k = 0;
+    while (s[k] != '\0' && s[k] != ' ' && s[k] != '\t')
+        k++;
+    char *v = s + k;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = strlen(v);
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    *klen = k;
+    *val = v;
+    *vlen = n;
+}

@@ -71,4 +71,9 @@ int text_read_file(const char *path, size_t max, char **text, size_t *len);
 /* True when the n bytes at item equal word, ignoring case. */
 bool text_item_is(const char *item, size_t n, const char *word);
 
+/* A table line "key value...": *klen is the key's length at the start of
+ * s, *val the value after the blanks that follow it, *vlen its length
+ * without trailing blanks (0 when there is none).  Nothing is copied. */
+void text_split_entry(char *s, size_t *klen, char **val, size_t *vlen);
+
 #endif
