@@ -75,6 +75,7 @@ smtp_sasl_password_maps = hash:$client/sasl_passwd
 myhostname = client.example.test
 maillog_file = $client/maillog
 data_directory = $client/state
+queue_directory = $client/queue
 CONF
 msgid="<demo.$$.$(date +%s)@example.test>"
 cat > "$client/message" <<MSG
