@@ -128,6 +128,12 @@ static const struct known {
     {"smtpd_timeout", "300s"},
     {"smtpd_hard_error_limit", "20"},
     {"smtpd_client_message_rate_limit", "100"},
+    /* AUTH for LAN clients: Postfix's switch, hato's own password file
+     * (Postfix asks Cyrus or Dovecot) and hato's own "required" (Postfix
+     * says it with smtpd_recipient_restrictions). */
+    {"smtpd_sasl_auth_enable", "no"},
+    {"smtpd_sasl_password_file", ""},
+    {"smtpd_sasl_auth_required", "yes"},
 };
 
 /* Indexed by hato_timeout. */
@@ -1407,6 +1413,17 @@ static enum config_status smtpd_values(struct parser *p)
     else
         c->smtpd_timeout = ms / 1000;
     free(v);
+    if (st != CONFIG_OK)
+        return st;
+    if ((st = get_bool(p, "smtpd_sasl_auth_enable", &c->smtpd_sasl_enable)) != CONFIG_OK)
+        return st;
+    if ((st = get_bool(p, "smtpd_sasl_auth_required", &c->smtpd_sasl_required)) != CONFIG_OK)
+        return st;
+    if ((st = get_string(p, "smtpd_sasl_password_file", &c->smtpd_sasl_password_file)) != CONFIG_OK)
+        return st;
+    if (c->smtpd_sasl_enable && c->smtpd_sasl_password_file == NULL)
+        st = fail(p, "%s: smtpd_sasl_auth_enable = yes needs smtpd_sasl_password_file, a file "
+                     "of user:crypt-hash lines (make a hash with mkpasswd)", p->name);
     return st;
 }
 
@@ -1686,6 +1703,7 @@ void config_free(struct config *c)
     free_vector(c->generic_maps, c->ngeneric_maps);
     free(c->queue_directory);
     free(c->mynetworks);
+    free(c->smtpd_sasl_password_file);
     free(c->cert_file);
     free(c->key_file);
     free(c->fp_digest);

@@ -133,6 +133,9 @@ struct config {
     unsigned smtpd_hard_error_limit; /* errors before 421 and disconnect */
     unsigned smtpd_message_limit;   /* smtpd_client_message_rate_limit: per
                                        connection; 0: no limit */
+    bool smtpd_sasl_enable;         /* smtpd_sasl_auth_enable: offer AUTH */
+    bool smtpd_sasl_required;       /* smtpd_sasl_auth_required: no MAIL before */
+    char *smtpd_sasl_password_file; /* user:crypt-hash lines; NULL unset */
 
     int open_errno;             /* with CONFIG_UNREADABLE */
 };

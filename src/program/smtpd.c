@@ -8,16 +8,23 @@
  * to the program's hooks.  Every 4xx/5xx reply counts as an error, and
  * smtpd_hard_error_limit of them end the session with 421, as Postfix's
  * smtpd does.
+ *
+ * AUTH (RFC 4954) runs in its own state: after a 334 the next line is a
+ * SASL response, never a command.  Decoded responses live on the stack
+ * and are wiped before the function returns, whatever the outcome.
  */
 #include "smtpd.h"
 
+#include <crypt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "wipe.h"
+
 static const char *const state_names[SMTPD_STATE_COUNT_] = {
-    "refused", "greeted", "ready", "mail", "rcpt", "data", "closed",
+    "refused", "greeted", "ready", "mail", "rcpt", "data", "auth", "closed",
 };
 
 const char *smtpd_state_name(enum smtpd_state s)
@@ -34,7 +41,7 @@ static const struct {
 } verbs[] = {
     {"EHLO", SMTPD_CMD_EHLO}, {"HELO", SMTPD_CMD_HELO}, {"MAIL", SMTPD_CMD_MAIL}, {"RCPT", SMTPD_CMD_RCPT},
     {"DATA", SMTPD_CMD_DATA}, {"RSET", SMTPD_CMD_RSET}, {"NOOP", SMTPD_CMD_NOOP}, {"QUIT", SMTPD_CMD_QUIT},
-    {"VRFY", SMTPD_CMD_VRFY}, {"HELP", SMTPD_CMD_HELP}, {"AUTH", SMTPD_CMD_NOT_OFFERED},
+    {"VRFY", SMTPD_CMD_VRFY}, {"HELP", SMTPD_CMD_HELP}, {"AUTH", SMTPD_CMD_AUTH},
     {"STARTTLS", SMTPD_CMD_NOT_OFFERED}, {"EXPN", SMTPD_CMD_NOT_OFFERED}, {"BDAT", SMTPD_CMD_NOT_OFFERED},
     {"ETRN", SMTPD_CMD_NOT_OFFERED}, {"TURN", SMTPD_CMD_NOT_OFFERED},
 };
@@ -190,6 +197,26 @@ int smtpd_parse(const char *line, size_t len, struct smtpd_command *c)
         if (c->arg_len == 0)
             return parse_error(c, "501 5.5.4 Syntax: VRFY address");
         return 0;
+    case SMTPD_CMD_AUTH: {
+        /* RFC 4954 section 4: AUTH mechanism [initial-response]; RFC 4422
+         * section 3.1: a mechanism name is 1 to 20 of A-Z 0-9 - _. */
+        const char *p = a;
+        while (p < ae && *p != ' ')
+            p++;
+        c->mech = a;
+        c->mech_len = (size_t)(p - a);
+        if (c->mech_len == 0 || c->mech_len > 20)
+            return parse_error(c, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+        while (p < ae && *p == ' ')
+            p++;
+        if (p < ae) {
+            c->initial = p;
+            c->initial_len = (size_t)(ae - p);
+            if (memchr(p, ' ', c->initial_len) != NULL)
+                return parse_error(c, "501 5.5.4 Syntax: AUTH mechanism [initial-response]");
+        }
+        return 0;
+    }
     case SMTPD_CMD_MAIL:
     case SMTPD_CMD_RCPT: {
         bool mail = c->verb == SMTPD_CMD_MAIL;
@@ -265,13 +292,15 @@ static const char *verb_name(enum smtpd_verb v)
     return "command";
 }
 
-/* An error reply: written, logged through refused, counted.  Returns the
- * action: CLOSE once smtpd_hard_error_limit is reached. */
-static enum smtpd_action refuse(struct smtpd *s, const char *command, const char *reply)
+/* An error reply: written, logged through refused (as logged, which may
+ * say more than the client is told), counted.  Returns the action: CLOSE
+ * once smtpd_hard_error_limit is reached. */
+static enum smtpd_action refuse_log(struct smtpd *s, const char *command, const char *reply,
+                                    const char *logged)
 {
     out_line(s, "%s", reply);
     if (s->hooks.refused != NULL)
-        s->hooks.refused(s->hooks.user, command, reply);
+        s->hooks.refused(s->hooks.user, command, logged);
     s->errors++;
     if (s->error_limit > 0 && s->errors >= s->error_limit) {
         out_line(s, "421 4.7.0 %s Error: too many errors", s->hostname);
@@ -284,6 +313,11 @@ static enum smtpd_action refuse(struct smtpd *s, const char *command, const char
     return SMTPD_CONTINUE;
 }
 
+static enum smtpd_action refuse(struct smtpd *s, const char *command, const char *reply)
+{
+    return refuse_log(s, command, reply, reply);
+}
+
 static void reset_transaction(struct smtpd *s)
 {
     s->nrcpts = 0;
@@ -294,6 +328,9 @@ static void reset_transaction(struct smtpd *s)
 void smtpd_start(struct smtpd *s, bool refused, const char *why)
 {
     s->errors = s->messages = s->nrcpts = 0;
+    s->mech = SMTPD_MECH_NONE;
+    s->authenticated = false;
+    s->auth_user[0] = '\0';
     s->out_len = 0;
     s->state = refused ? SMTPD_REFUSED : SMTPD_GREETED;
     if (refused) {
@@ -321,7 +358,180 @@ static void ehlo_reply(struct smtpd *s, bool ehlo)
     else
         out_line(s, "250-SIZE");
     out_line(s, "250-8BITMIME");
+    if (s->auth_offered)
+        out_line(s, "250-AUTH PLAIN LOGIN");
     out_line(s, "250 ENHANCEDSTATUSCODES");
+}
+
+/* ------------------------------------------------------------------ */
+/* AUTH                                                               */
+
+static const char *mech_name(enum smtpd_mech m)
+{
+    return m == SMTPD_MECH_PLAIN ? "PLAIN" : m == SMTPD_MECH_LOGIN ? "LOGIN" : "?";
+}
+
+/* A user name hato can look up and log: 1 to SMTPD_MAX_USER bytes, no
+ * control character, no ':' (the password file's separator). */
+static bool user_ok(const unsigned char *u, size_t n)
+{
+    if (n == 0 || n > SMTPD_MAX_USER)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (u[i] < 0x20 || u[i] == 0x7f || u[i] == ':')
+            return false;
+    return true;
+}
+
+/* The user name as logged: at most 64 bytes, control characters as '?',
+ * so a client cannot forge maillog lines through it. */
+static void user_for_log(const unsigned char *u, size_t n, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && i < 64 && k + 1 < cap; i++)
+        out[k++] = (u[i] < 0x20 || u[i] == 0x7f) ? '?' : (char)u[i];
+    out[k] = '\0';
+}
+
+/* The end of every exchange: back to READY, the mechanism forgotten
+ * unless it succeeded. */
+static void auth_end(struct smtpd *s, bool ok)
+{
+    if (!ok) {
+        s->mech = SMTPD_MECH_NONE;
+        s->auth_user[0] = '\0';
+    }
+    set_state(s, SMTPD_READY);
+}
+
+/* The user name and password (NUL-terminated; NULL to refuse without
+ * asking) through the hook: 235, 535 (logged with the user name) or 454. */
+static enum smtpd_action auth_check(struct smtpd *s, const unsigned char *user, size_t ulen,
+                                    const char *password)
+{
+    char logged[300], shown[80];
+    user_for_log(user, ulen, shown, sizeof shown);
+    enum smtpd_auth_result r = SMTPD_AUTH_BAD;
+    if (password != NULL && user_ok(user, ulen) && s->hooks.auth != NULL) {
+        memmove(s->auth_user, user, ulen);
+        s->auth_user[ulen] = '\0';
+        r = s->hooks.auth(s->hooks.user, s->auth_user, password);
+    }
+    enum smtpd_mech m = s->mech;
+    if (r == SMTPD_AUTH_OK) {
+        s->authenticated = true;
+        auth_end(s, true);
+        out_line(s, "235 2.7.0 Authentication successful");
+        return SMTPD_CONTINUE;
+    }
+    auth_end(s, false);
+    if (r == SMTPD_AUTH_TEMPFAIL) {
+        snprintf(logged, sizeof logged, "454 4.7.0 Temporary authentication failure "
+                 "(sasl_method=%s, sasl_username=%s)", mech_name(m), shown);
+        return refuse_log(s, "AUTH", "454 4.7.0 Error: temporary authentication failure; try "
+                          "again later", logged);
+    }
+    snprintf(logged, sizeof logged, "535 5.7.8 Error: authentication failed (sasl_method=%s, "
+             "sasl_username=%s)", mech_name(m), shown);
+    return refuse_log(s, "AUTH", "535 5.7.8 Error: authentication failed", logged);
+}
+
+/* PLAIN's message (RFC 4616 section 2): [authzid] NUL authcid NUL passwd.
+ * An authzid other than the user itself is refused: hato has no one who
+ * may act for another. */
+static enum smtpd_action auth_plain(struct smtpd *s, unsigned char *m, size_t n)
+{
+    unsigned char *nul1 = memchr(m, '\0', n);
+    unsigned char *nul2 = nul1 ? memchr(nul1 + 1, '\0', n - (size_t)(nul1 + 1 - m)) : NULL;
+    if (nul2 == NULL || memchr(nul2 + 1, '\0', n - (size_t)(nul2 + 1 - m)) != NULL) {
+        auth_end(s, false);
+        return refuse(s, "AUTH", "501 5.5.2 Error: malformed PLAIN response (RFC 4616: "
+                                 "authzid NUL user NUL password)");
+    }
+    unsigned char *user = nul1 + 1;
+    size_t ulen = (size_t)(nul2 - user), zlen = (size_t)(nul1 - m);
+    char password[SMTPD_MAX_LINE];
+    size_t plen = n - (size_t)(nul2 + 1 - m);
+    memcpy(password, nul2 + 1, plen); /* plen < n <= SMTPD_MAX_LINE */
+    password[plen] = '\0';
+    bool proxy = zlen != 0 && (zlen != ulen || memcmp(m, user, ulen) != 0);
+    enum smtpd_action a = auth_check(s, user, ulen, proxy ? NULL : password);
+    wipe(password, sizeof password);
+    return a;
+}
+
+/* One SASL response line (state SMTPD_AUTH). */
+static enum smtpd_action auth_response(struct smtpd *s, const char *line, size_t len,
+                                       bool too_long)
+{
+    if (too_long) {
+        auth_end(s, false);
+        return refuse(s, "AUTH", "500 5.5.6 Error: authentication exchange line is too long");
+    }
+    /* RFC 4954 section 4: "*" cancels the exchange. */
+    if (len == 1 && line[0] == '*') {
+        auth_end(s, false);
+        return refuse(s, "AUTH", "501 5.7.0 Error: authentication cancelled");
+    }
+    unsigned char m[SMTPD_MAX_LINE];
+    ptrdiff_t n = smtpd_base64_decode(line, len, m, sizeof m - 1); /* room for LOGIN's NUL */
+    enum smtpd_action a;
+    if (n < 0) {
+        auth_end(s, false);
+        a = refuse(s, "AUTH", "501 5.5.2 Error: cannot decode the response (not base64)");
+    } else if (s->mech == SMTPD_MECH_PLAIN) {
+        a = auth_plain(s, m, (size_t)n);
+    } else if (s->auth_user[0] == '\0') { /* LOGIN, the user name */
+        if (!user_ok(m, (size_t)n)) {
+            a = auth_check(s, m, (size_t)n, NULL);
+        } else {
+            memcpy(s->auth_user, m, (size_t)n);
+            s->auth_user[n] = '\0';
+            out_line(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+            a = SMTPD_CONTINUE;
+        }
+    } else { /* LOGIN, the password */
+        char user[SMTPD_MAX_USER + 1];
+        size_t ulen = strlen(s->auth_user);
+        memcpy(user, s->auth_user, ulen + 1);
+        m[n] = '\0'; /* n < sizeof m: decoded with one byte spare */
+        a = auth_check(s, (const unsigned char *)user, ulen, (const char *)m);
+    }
+    wipe(m, sizeof m);
+    return a;
+}
+
+/* The AUTH command (RFC 4954 section 4), its initial response included. */
+static enum smtpd_action auth_command(struct smtpd *s, const struct smtpd_command *c)
+{
+    if (!s->auth_offered)
+        return refuse(s, "AUTH", "502 5.5.1 Error: command not implemented");
+    if (s->state == SMTPD_GREETED)
+        return refuse(s, "AUTH", "503 5.5.1 Error: send EHLO first");
+    if (s->state != SMTPD_READY)
+        return refuse(s, "AUTH", "503 5.5.1 Error: MAIL transaction in progress");
+    if (s->authenticated)
+        return refuse(s, "AUTH", "503 5.5.1 Error: already authenticated");
+    if (c->mech_len == 5 && strncasecmp(c->mech, "PLAIN", 5) == 0)
+        s->mech = SMTPD_MECH_PLAIN;
+    else if (c->mech_len == 5 && strncasecmp(c->mech, "LOGIN", 5) == 0)
+        s->mech = SMTPD_MECH_LOGIN;
+    else
+        return refuse(s, "AUTH", "504 5.5.4 Error: unsupported authentication mechanism; "
+                                 "use PLAIN or LOGIN");
+    s->auth_user[0] = '\0';
+    set_state(s, SMTPD_AUTH);
+    if (c->initial != NULL) {
+        /* RFC 4954 section 4: "=" is an empty initial response. */
+        if (c->initial_len == 1 && c->initial[0] == '=')
+            return auth_response(s, "", 0, false);
+        return auth_response(s, c->initial, c->initial_len, false);
+    }
+    if (s->mech == SMTPD_MECH_PLAIN)
+        out_line(s, "334 "); /* RFC 4954 section 4: an empty challenge */
+    else
+        out_line(s, "334 VXNlcm5hbWU6"); /* "Username:" */
+    return SMTPD_CONTINUE;
 }
 
 enum smtpd_action smtpd_line(struct smtpd *s, const char *line, size_t len, bool too_long)
@@ -331,6 +541,8 @@ enum smtpd_action smtpd_line(struct smtpd *s, const char *line, size_t len, bool
 
     if (s->state == SMTPD_CLOSED || s->state == SMTPD_DATA)
         return SMTPD_CLOSE; /* the loop never feeds lines here */
+    if (s->state == SMTPD_AUTH)
+        return auth_response(s, line, len, too_long);
     if (too_long) {
         snprintf(reply, sizeof reply, "500 5.5.2 Error: line too long (more than %d characters)",
                  SMTPD_MAX_LINE);
@@ -355,6 +567,8 @@ enum smtpd_action smtpd_line(struct smtpd *s, const char *line, size_t len, bool
         return refuse(s, "command", "500 5.5.2 Error: command not recognized");
     case SMTPD_CMD_NOT_OFFERED:
         return refuse(s, "command", "502 5.5.1 Error: command not implemented");
+    case SMTPD_CMD_AUTH:
+        return auth_command(s, &c);
     case SMTPD_CMD_EHLO:
     case SMTPD_CMD_HELO:
         /* RFC 5321 4.1.4: EHLO in a transaction resets it. */
@@ -367,7 +581,8 @@ enum smtpd_action smtpd_line(struct smtpd *s, const char *line, size_t len, bool
         out_line(s, "250 2.0.0 Ok");
         return SMTPD_CONTINUE;
     case SMTPD_CMD_HELP:
-        out_line(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+        out_line(s, "214 2.0.0 Commands: EHLO HELO %sMAIL RCPT DATA RSET NOOP QUIT VRFY HELP",
+                 s->auth_offered ? "AUTH " : "");
         return SMTPD_CONTINUE;
     case SMTPD_CMD_VRFY:
         out_line(s, "252 2.5.2 Cannot VRFY; send the message and the relay decides");
@@ -388,6 +603,9 @@ enum smtpd_action smtpd_line(struct smtpd *s, const char *line, size_t len, bool
             return refuse(s, "MAIL", "503 5.5.1 Error: send HELO/EHLO first");
         if (s->state != SMTPD_READY)
             return refuse(s, "MAIL", "503 5.5.1 Error: nested MAIL command");
+        if (s->auth_offered && s->auth_required && !s->authenticated)
+            return refuse(s, "MAIL", "530 5.7.0 Error: authentication required; use AUTH first "
+                                     "(smtpd_sasl_auth_required)");
         if (s->message_limit > 0 && s->messages >= s->message_limit) {
             snprintf(reply, sizeof reply, "452 4.7.0 Error: too many messages in one connection "
                      "(smtpd_client_message_rate_limit = %u); send the rest in a new connection",
@@ -518,4 +736,98 @@ size_t smtpd_data_decode(struct smtpd_data *d, const char *in, size_t len, size_
     }
     *used = i;
     return o;
+}
+
+/* ------------------------------------------------------------------ */
+/* base64 and the password file                                       */
+
+static int b64_value(unsigned char ch)
+{
+    if (ch >= 'A' && ch <= 'Z')
+        return ch - 'A';
+    if (ch >= 'a' && ch <= 'z')
+        return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9')
+        return ch - '0' + 52;
+    if (ch == '+')
+        return 62;
+    if (ch == '/')
+        return 63;
+    return -1;
+}
+
+ptrdiff_t smtpd_base64_decode(const char *in, size_t len, unsigned char *out, size_t cap)
+{
+    if (len % 4 != 0)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        int v[4];
+        size_t pad = 0;
+        for (size_t k = 0; k < 4; k++) {
+            unsigned char ch = (unsigned char)in[i + k];
+            if (ch == '=' && i + 4 == len && k >= 2) {
+                v[k] = 0;
+                pad++;
+            } else if (pad > 0 || (v[k] = b64_value(ch)) < 0) {
+                return -1; /* a character after '=', or not base64 */
+            }
+        }
+        unsigned long w = ((unsigned long)v[0] << 18) | ((unsigned long)v[1] << 12) |
+                          ((unsigned long)v[2] << 6) | (unsigned long)v[3];
+        size_t n = 3 - pad;
+        if (cap - o < n)
+            return -1;
+        out[o++] = (unsigned char)(w >> 16);
+        if (n > 1)
+            out[o++] = (unsigned char)(w >> 8);
+        if (n > 2)
+            out[o++] = (unsigned char)w;
+    }
+    return (ptrdiff_t)o;
+}
+
+/* Both strings compared in full, so the time does not tell how much of
+ * a hash matched. */
+static bool same_string(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = la != lb;
+    for (size_t i = 0; i < la && i < lb; i++)
+        d |= (unsigned char)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+enum smtpd_auth_result smtpd_password_check(const char *text, size_t len, const char *user,
+                                            const char *password)
+{
+    size_t ulen = strlen(user);
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *le = eol ? eol : end;
+        const char *next = eol ? eol + 1 : end;
+        if ((size_t)(le - p) > ulen && p[ulen] == ':' && memcmp(p, user, ulen) == 0 &&
+            p[0] != '#') {
+            const char *h = p + ulen + 1, *he = h;
+            while (he < le && *he != ':' && *he != '\r' && *he != ' ' && *he != '\t')
+                he++;
+            char hash[512];
+            size_t hlen = (size_t)(he - h);
+            /* "*" and "!" lock an account, as in /etc/shadow. */
+            if (hlen == 0 || hlen >= sizeof hash || h[0] == '*' || h[0] == '!')
+                return SMTPD_AUTH_BAD;
+            memcpy(hash, h, hlen);
+            hash[hlen] = '\0';
+            char *r = crypt(password, hash);
+            /* libxcrypt fails with NULL or a "*0"/"*1" token that never
+             * equals a real hash. */
+            bool ok = r != NULL && r[0] != '*' && same_string(r, hash);
+            if (r != NULL)
+                wipe(r, strlen(r));
+            return ok ? SMTPD_AUTH_OK : SMTPD_AUTH_BAD;
+        }
+        p = next;
+    }
+    return SMTPD_AUTH_BAD;
 }

@@ -10,6 +10,12 @@
  * network socket (a pipe from Symfony Mailer's "sendmail -bs", a Unix
  * socket) the invoker is a local user, trusted as for any submission.
  *
+ * AUTH (smtpd_sasl_auth_enable) is offered to network clients that
+ * passed mynetworks, never to a local pipe (trusted already).  Each
+ * attempt reads smtpd_sasl_password_file afresh with the invoker's own
+ * rights (the spool group's privilege is not raised for it), refuses a
+ * file others may read, and wipes the bytes after the check.
+ *
  * Queued messages keep their lock until the session ends; their first
  * delivery attempt then runs (unless -odq), so a slow or unreachable relay
  * never holds up the client's replies.  Until then no flush can take them.
@@ -23,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sysexits.h>
@@ -33,6 +40,7 @@
 #include "program.h"
 #include "queue.h"
 #include "smtpd.h"
+#include "wipe.h"
 
 /* Input is read in pieces of this size; a command line is at most
  * SMTPD_MAX_LINE, so one piece always holds a whole one. */
@@ -234,6 +242,88 @@ static void hook_refused(void *user, const char *command, const char *reply)
     maillog_plain(&c->pg->log, "reject: %s from %s: %s", command, c->s.client, reply);
 }
 
+/* The password file's bytes into *text (malloc'd, the caller wipes and
+ * frees): 0, or -1 with err naming the file and the fix. */
+static int read_password_file(const char *path, char **text, size_t *len, char *err,
+                              size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    struct stat sb;
+    if (fd < 0) {
+        snprintf(err, errlen, "smtpd_sasl_password_file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        snprintf(err, errlen, "smtpd_sasl_password_file %s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    /* The hashes are for this service alone: a file others could read
+     * invites offline guessing, one its group could write lets anyone in
+     * the group add a user. */
+    if ((sb.st_mode & (S_IWGRP | S_IRWXO)) != 0) {
+        snprintf(err, errlen, "smtpd_sasl_password_file %s is open to others (mode %04o); "
+                 "AUTH is refused until you run: chmod 0640 %s", path,
+                 (unsigned)(sb.st_mode & 07777), path);
+        close(fd);
+        return -1;
+    }
+    if (sb.st_size > SMTPD_MAX_PASSWORD_FILE) {
+        snprintf(err, errlen, "smtpd_sasl_password_file %s is larger than %d bytes", path,
+                 SMTPD_MAX_PASSWORD_FILE);
+        close(fd);
+        return -1;
+    }
+    size_t cap = (size_t)sb.st_size + 1, n = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL) {
+        snprintf(err, errlen, "smtpd_sasl_password_file %s: out of memory", path);
+        close(fd);
+        return -1;
+    }
+    for (;;) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(err, errlen, "smtpd_sasl_password_file %s: %s", path, strerror(errno));
+            wipe(buf, n);
+            free(buf);
+            close(fd);
+            return -1;
+        }
+        if (r == 0 || (n += (size_t)r) == cap)
+            break; /* a file that grew since fstat() is read up to its old size */
+    }
+    close(fd);
+    *text = buf;
+    *len = n;
+    return 0;
+}
+
+static enum smtpd_auth_result hook_auth(void *user, const char *username, const char *password)
+{
+    struct conn *c = user;
+    const char *path = c->pg->cfg.smtpd_sasl_password_file;
+    char err[1024], *text;
+    size_t len;
+    if (path == NULL || read_password_file(path, &text, &len, err, sizeof err) != 0) {
+        if (path == NULL)
+            snprintf(err, sizeof err, "smtpd_sasl_auth_enable = yes without "
+                     "smtpd_sasl_password_file");
+        maillog_plain(&c->pg->log, "warning: AUTH from %s: %s", c->s.client, err);
+        say("warning: %s", err); /* the journal, with systemd's StandardError */
+        return SMTPD_AUTH_TEMPFAIL;
+    }
+    enum smtpd_auth_result r = smtpd_password_check(text, len, username, password);
+    wipe(text, len);
+    free(text);
+    if (r == SMTPD_AUTH_OK)
+        maillog_plain(&c->pg->log, "%s: sasl_method=%s, sasl_username=%s", c->s.client,
+                      c->s.mech == SMTPD_MECH_PLAIN ? "PLAIN" : "LOGIN", username);
+    return r;
+}
+
 static void hook_trace(void *user, enum smtpd_state from, enum smtpd_state to)
 {
     struct conn *c = user;
@@ -303,6 +393,9 @@ static void receive(struct conn *c)
     }
     if (st == QUEUE_OK) {
         snprintf(c->reply, sizeof c->reply, "250 2.0.0 Ok: queued as %s", e.id);
+        if (c->s.authenticated)
+            maillog_record(&pg->log, "client=%s, sasl_method=%s, sasl_username=%s", c->s.client,
+                           c->s.mech == SMTPD_MECH_PLAIN ? "PLAIN" : "LOGIN", c->s.auth_user);
         c->held[c->nheld++] = e;
         smtpd_data_done(&c->s, c->reply);
         return;
@@ -390,7 +483,7 @@ int smtpd_run(struct program *pg)
 
     c->pg = pg;
     c->s.hooks = (struct smtpd_hooks){hook_mail, hook_rcpt, hook_reset, hook_refused, hook_trace,
-                                      c};
+                                      hook_auth, c};
     c->s.hostname = pg->cfg.myhostname;
     c->s.size_limit = pg->cfg.message_size_limit;
     c->s.error_limit = pg->cfg.smtpd_hard_error_limit;
@@ -398,6 +491,10 @@ int smtpd_run(struct program *pg)
 
     bool trusted;
     identify(c, &trusted);
+    /* mynetworks first: AUTH is offered only to a client already let in,
+     * and not to a local pipe, trusted as any local submission. */
+    c->s.auth_offered = trusted && pg->cfg.smtpd_sasl_enable && strcmp(c->s.client, "local") != 0;
+    c->s.auth_required = pg->cfg.smtpd_sasl_required;
     maillog_plain(&pg->log, "connect from %s", c->s.client);
     char why[200];
     snprintf(why, sizeof why, "access denied: client %s is not in mynetworks", c->s.client);
@@ -414,7 +511,12 @@ int smtpd_run(struct program *pg)
                 smtpd_timed_out(&c->s);
             break;
         }
+        /* An AUTH line or a SASL response carries the password in base64:
+         * wiped from the input buffer once the session has read it. */
+        bool secret = c->s.state == SMTPD_AUTH || (len >= 4 && strncasecmp(line, "AUTH", 4) == 0);
         enum smtpd_action a = smtpd_line(&c->s, line, len, too_long);
+        if (secret)
+            wipe((char *)line, len);
         if (a == SMTPD_RECEIVE) {
             flush_out(c); /* the client waits for 354 */
             receive(c);
@@ -441,6 +543,8 @@ int smtpd_run(struct program *pg)
         delivery_end(c->d);
     }
     clear_rcpts(pg);
+    wipe(c->in, sizeof c->in); /* moved-over copies of AUTH lines */
+    wipe(&c->s, sizeof c->s);
     free(c);
     return EX_OK;
 }

@@ -26,9 +26,17 @@ Cases:
   limits      smtpd_timeout = 2s: 421 after silence;
               smtpd_hard_error_limit = 3: 421 after three errors;
               smtpd_client_message_rate_limit = 1: the second MAIL gets 452
+  auth        smtpd_sasl_auth_enable = yes with a password file of crypt
+              hashes (mkpasswd, else Python's crypt, else openssl passwd -6):
+              EHLO offers AUTH PLAIN LOGIN, MAIL before AUTH gets 530, a
+              wrong password 535 (logged with the user, never the
+              password), smtplib's login (PLAIN) and LOGIN succeed and the
+              message is delivered with sasl_username= in the maillog; a
+              password file others may read gets 454 and a chmod hint
 """
 import os
 import re
+import shutil
 import smtplib
 import socket
 import subprocess
@@ -374,8 +382,100 @@ def limits(t):
     check("timeout exceeded" in ml and "too many errors" in ml, "maillog lacks the 421s:\n%s" % ml)
 
 
+def crypt_hash(password):
+    """A crypt(3) hash as an admin makes one: mkpasswd (package whois,
+    yescrypt by default), else Python's crypt module (gone in 3.13), else
+    openssl passwd -6 (sha512-crypt)."""
+    if shutil.which("mkpasswd"):
+        r = subprocess.run(["mkpasswd", "--stdin"], input=password.encode(),
+                           capture_output=True)
+        if r.returncode == 0:
+            return r.stdout.decode().strip()
+    try:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import crypt
+        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_SHA512))
+    except ImportError:
+        pass
+    r = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=password.encode(),
+                       capture_output=True, check=True)
+    return r.stdout.decode().strip()
+
+
+def auth(t):
+    password = "correct horse 7"
+    pwfile = os.path.join(t.tmp, "smtpd_users")
+    h = crypt_hash(password)
+    log("hash: %s..." % h[:4])
+    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, ("# hato -bs users\nbob:*\nalice:%s\n" % h).encode())
+    os.close(fd)
+    inetd = Inetd(t, up_config(t, [("smtpd_sasl_auth_enable", "yes"),
+                                   ("smtpd_sasl_password_file", pwfile)]))
+    msgid = t.message_id()
+    msg = message(t, msgid)
+
+    with smtplib.SMTP("127.0.0.1", inetd.port, timeout=30) as c:
+        c.ehlo("client.lan")
+        feats = c.esmtp_features
+        log("features: %s" % feats)
+        check(feats.get("auth", "").split() == ["PLAIN", "LOGIN"], "EHLO AUTH: %r" % feats)
+        code, text = c.mail("alice@example.test")
+        check(code == 530 and b"5.7.0" in text, "MAIL before AUTH: %d %r" % (code, text))
+        try:
+            c.login("alice", "wrong password")
+            interop.fail("a wrong password was accepted")
+        except smtplib.SMTPAuthenticationError as e:
+            check(e.smtp_code == 535 and b"5.7.8" in e.smtp_error, "wrong password: %d %r"
+                  % (e.smtp_code, e.smtp_error))
+        try:
+            c.login("mallory", password)
+            interop.fail("an unknown user was accepted")
+        except smtplib.SMTPAuthenticationError as e:
+            check(e.smtp_code == 535, "unknown user: %d" % e.smtp_code)
+        code, _ = c.login("alice", password)
+        check(code == 235, "login: %d" % code)
+        refused = c.sendmail("alice@example.test", ["alice@example.test"], msg)
+        check(refused == {}, "recipients refused: %s" % refused)
+
+    # LOGIN, the two-step mechanism, without an initial response.
+    with smtplib.SMTP("127.0.0.1", inetd.port, timeout=30) as c:
+        c.ehlo("client.lan")
+        c.user, c.password = "alice", password
+        code, _ = c.auth("LOGIN", c.auth_login, initial_response_ok=False)
+        check(code == 235, "AUTH LOGIN: %d" % code)
+        check(c.mail("alice@example.test")[0] == 250, "MAIL after AUTH LOGIN")
+        c.rset()
+
+    # A password file others may read: refused, and the maillog says how to fix it.
+    os.chmod(pwfile, 0o644)
+    with smtplib.SMTP("127.0.0.1", inetd.port, timeout=30) as c:
+        c.ehlo("client.lan")
+        try:
+            c.login("alice", password)
+            interop.fail("AUTH against a world-readable password file succeeded")
+        except smtplib.SMTPAuthenticationError as e:
+            check(e.smtp_code == 454, "world-readable file: %d %r" % (e.smtp_code, e.smtp_error))
+    inetd.finish()
+
+    path = t.wait_delivered(msgid, ["alice"])["alice"]
+    interop.compare_messages(msg, path)
+    ml = maillog(t)
+    log("--- maillog:\n%s---" % ml)
+    check(re.search(r"reject: AUTH from \[127\.0\.0\.1\]: 535 5\.7\.8 .*sasl_username=alice",
+                    ml), "maillog has no failed AUTH line for alice")
+    check("sasl_username=mallory" in ml, "maillog has no failed AUTH line for mallory")
+    check(re.search(r"[0-9A-F]{15}: client=\[127\.0\.0\.1\], sasl_method=PLAIN, "
+                    r"sasl_username=alice", ml), "maillog has no sasl_username= for the message")
+    check("reject: MAIL from [127.0.0.1]: 530 5.7.0" in ml, "maillog has no 530 line")
+    check("chmod 0640 " + pwfile in ml, "maillog does not name the chmod to run")
+    check(password not in ml and "wrong password" not in ml, "a password is in the maillog")
+
+
 CASES = {"deliver": deliver, "refused": refused, "pipelining": pipelining,
-         "oversize": oversize, "dots": dots, "pipe": pipe, "limits": limits}
+         "oversize": oversize, "dots": dots, "pipe": pipe, "limits": limits, "auth": auth}
 
 if __name__ == "__main__":
     interop.main(lambda case, env: case(env), CASES)

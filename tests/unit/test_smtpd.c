@@ -1,9 +1,12 @@
 /*
  * test_smtpd.c - hato -bs without I/O: the command parser, the session
  * state machine (replies compared, hooks stubbed) and the DATA decoder
- * at every split point; mynetworks matching (config.c).
+ * at every split point; mynetworks matching (config.c); AUTH PLAIN and
+ * LOGIN, base64 and the password file check with the real crypt(3).
  */
 #define _DEFAULT_SOURCE
+#define _GNU_SOURCE /* memmem */
+#include <crypt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,7 +125,15 @@ static void test_parse(void)
     CHECK_INT(parse("STARTTLS", &c), 0);
     CHECK_INT(c.verb, SMTPD_CMD_NOT_OFFERED);
     CHECK_INT(parse("AUTH PLAIN AGZvbwBiYXI=", &c), 0);
-    CHECK_INT(c.verb, SMTPD_CMD_NOT_OFFERED);
+    CHECK_INT(c.verb, SMTPD_CMD_AUTH);
+    CHECK(c.mech_len == 5 && memcmp(c.mech, "PLAIN", 5) == 0);
+    CHECK(c.initial_len == 12 && memcmp(c.initial, "AGZvbwBiYXI=", 12) == 0);
+    CHECK_INT(parse("auth login", &c), 0);
+    CHECK(c.mech_len == 5 && c.initial == NULL);
+    CHECK_INT(parse("AUTH", &c), -1);
+    CHECK_HAS(c.reply, "501 5.5.4 Syntax: AUTH mechanism");
+    CHECK_INT(parse("AUTH PLAIN a b", &c), -1);
+    CHECK_INT(parse("AUTH ABCDEFGHIJKLMNOPQRSTU", &c), -1); /* 21 > RFC 4422's 20 */
     CHECK_INT(parse("XYZZY", &c), 0);
     CHECK_INT(c.verb, SMTPD_CMD_UNKNOWN);
     CHECK_INT(parse("", &c), 0);
@@ -134,7 +145,7 @@ static void test_parse(void)
 
 /* ------------------------------------------------------------------ */
 
-static char refused_log[4096];
+static char refused_log[8192];
 static const char *mail_answer, *rcpt_answer;
 static char last_sender[300];
 static int nrcpt, nreset;
@@ -166,10 +177,21 @@ static void h_refused(void *u, const char *cmd, const char *reply)
     snprintf(refused_log + k, sizeof refused_log - k, "%s: %s\n", cmd, reply);
 }
 
+/* The password file the auth hook checks, made at run time with crypt(). */
+static char passwd_text[1024];
+static int nauth;
+
+static enum smtpd_auth_result h_auth(void *u, const char *user, const char *password)
+{
+    (void)u;
+    nauth++;
+    return smtpd_password_check(passwd_text, strlen(passwd_text), user, password);
+}
+
 static void session(struct smtpd *s, bool refused)
 {
     memset(s, 0, sizeof *s);
-    s->hooks = (struct smtpd_hooks){h_mail, h_rcpt, h_reset, h_refused, NULL, NULL};
+    s->hooks = (struct smtpd_hooks){h_mail, h_rcpt, h_reset, h_refused, NULL, h_auth, NULL};
     s->hostname = "mx.example.test";
     snprintf(s->client, sizeof s->client, "[192.0.2.9]");
     s->size_limit = 1000;
@@ -310,6 +332,199 @@ static void test_session(void)
 
 /* ------------------------------------------------------------------ */
 
+static void test_base64(void)
+{
+    unsigned char out[16];
+    CHECK_INT(smtpd_base64_decode(guarded("YWxpY2U=", 8), 8, out, sizeof out), 5);
+    CHECK(memcmp(out, "alice", 5) == 0);
+    CHECK_INT(smtpd_base64_decode(guarded("czNjcmV0", 8), 8, out, sizeof out), 6);
+    CHECK(memcmp(out, "s3cret", 6) == 0);
+    CHECK_INT(smtpd_base64_decode(guarded("YQ==", 4), 4, out, sizeof out), 1);
+    CHECK_INT(smtpd_base64_decode(guarded("", 0), 0, out, sizeof out), 0);
+    CHECK_INT(smtpd_base64_decode(guarded("YWxpY2U", 7), 7, out, sizeof out), -1); /* length */
+    CHECK_INT(smtpd_base64_decode(guarded("YW=pY2U=", 8), 8, out, sizeof out), -1); /* '=' inside */
+    CHECK_INT(smtpd_base64_decode(guarded("Y===", 4), 4, out, sizeof out), -1);
+    CHECK_INT(smtpd_base64_decode(guarded("YQ==YQ==", 8), 8, out, sizeof out), -1);
+    CHECK_INT(smtpd_base64_decode(guarded("YW*p", 4), 4, out, sizeof out), -1);
+    CHECK_INT(smtpd_base64_decode(guarded("czNjcmV0", 8), 8, out, 5), -1); /* past cap */
+    CHECK_INT(smtpd_base64_decode(guarded("czNjcmV0", 8), 8, out, 6), 6);
+}
+
+static void test_password_file(void)
+{
+    char line[600], h6[200], hy[200];
+    /* Copies: the check wipes crypt()'s static result. */
+    const char *r = crypt("s3cret", "$6$saltsaltsalt$");
+    CHECK(r != NULL && strncmp(r, "$6$", 3) == 0);
+    snprintf(h6, sizeof h6, "%s", r != NULL ? r : "");
+    snprintf(passwd_text, sizeof passwd_text, "# users\n\nbob:*\nalice:%s\n", h6);
+    CHECK_INT(smtpd_password_check(passwd_text, strlen(passwd_text), "alice", "s3cret"),
+              SMTPD_AUTH_OK);
+    CHECK_INT(smtpd_password_check(passwd_text, strlen(passwd_text), "alice", "s3creT"),
+              SMTPD_AUTH_BAD);
+    CHECK_INT(smtpd_password_check(passwd_text, strlen(passwd_text), "alic", "s3cret"),
+              SMTPD_AUTH_BAD);
+    CHECK_INT(smtpd_password_check(passwd_text, strlen(passwd_text), "bob", ""), SMTPD_AUTH_BAD);
+    CHECK_INT(smtpd_password_check(passwd_text, strlen(passwd_text), "# users", ""),
+              SMTPD_AUTH_BAD);
+    /* Without the final newline, and with CRLF. */
+    snprintf(line, sizeof line, "alice:%s", h6);
+    CHECK_INT(smtpd_password_check(guarded(line, strlen(line)), strlen(line), "alice", "s3cret"),
+              SMTPD_AUTH_OK);
+    snprintf(line, sizeof line, "alice:%s\r\n", h6);
+    CHECK_INT(smtpd_password_check(line, strlen(line), "alice", "s3cret"), SMTPD_AUTH_OK);
+    snprintf(line, sizeof line, "alice:not-a-hash\n");
+    CHECK_INT(smtpd_password_check(line, strlen(line), "alice", "not-a-hash"), SMTPD_AUTH_BAD);
+    /* yescrypt, mkpasswd's default, where this libcrypt makes it. */
+    const char *setting = crypt_gensalt("$y$", 0, NULL, 0);
+    r = setting != NULL ? crypt("s3cret", setting) : NULL;
+    snprintf(hy, sizeof hy, "%s", r != NULL ? r : "");
+    if (strncmp(hy, "$y$", 3) == 0) {
+        snprintf(line, sizeof line, "alice:%s\n", hy);
+        CHECK_INT(smtpd_password_check(line, strlen(line), "alice", "s3cret"), SMTPD_AUTH_OK);
+        CHECK_INT(smtpd_password_check(line, strlen(line), "alice", "wrong"), SMTPD_AUTH_BAD);
+    }
+    snprintf(passwd_text, sizeof passwd_text, "alice:%s\n", h6);
+}
+
+/* Every reply of a session appended here, to prove no secret is echoed. */
+static char all_replies[16384];
+
+static const char *say_auth(struct smtpd *s, const char *line, enum smtpd_action *a)
+{
+    const char *r = say_line(s, line, a);
+    size_t k = strlen(all_replies);
+    snprintf(all_replies + k, sizeof all_replies - k, "%s", r);
+    return r;
+}
+
+static void test_auth(void)
+{
+    struct smtpd s;
+    enum smtpd_action a;
+    all_replies[0] = '\0';
+
+    /* Not enabled: not offered, 502 as before. */
+    session(&s, false);
+    take(&s);
+    CHECK(strstr(say_line(&s, "EHLO c", NULL), "AUTH") == NULL);
+    CHECK_STR(say_line(&s, "AUTH PLAIN AGFsaWNlAHMzY3JldA==", NULL),
+              "502 5.5.1 Error: command not implemented\r\n");
+    CHECK_STR(say_line(&s, "MAIL FROM:<a@b>", NULL), "250 2.1.0 Ok\r\n");
+
+    /* Enabled and required. */
+    session(&s, false);
+    s.auth_offered = s.auth_required = true;
+    s.error_limit = 0;
+    take(&s);
+    CHECK_HAS(say_auth(&s, "AUTH PLAIN AGFsaWNlAHMzY3JldA==", NULL), "503 5.5.1 Error: send EHLO first");
+    CHECK_STR(say_auth(&s, "EHLO c", NULL),
+              "250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n"
+              "250-AUTH PLAIN LOGIN\r\n250 ENHANCEDSTATUSCODES\r\n");
+    CHECK_HAS(say_auth(&s, "HELP", NULL), "AUTH");
+    CHECK_STR(say_auth(&s, "MAIL FROM:<a@b>", NULL),
+              "530 5.7.0 Error: authentication required; use AUTH first "
+              "(smtpd_sasl_auth_required)\r\n");
+    CHECK_INT(s.state, SMTPD_READY);
+    CHECK_HAS(say_auth(&s, "AUTH CRAM-MD5", NULL), "504 5.5.4");
+    /* PLAIN, a wrong password: 535, logged with the user, counted. */
+    unsigned e = s.errors;
+    refused_log[0] = '\0';
+    CHECK_STR(say_auth(&s, "AUTH PLAIN AGFsaWNlAHdyb25n", NULL),
+              "535 5.7.8 Error: authentication failed\r\n");
+    CHECK_INT(s.errors, e + 1);
+    CHECK_STR(refused_log, "AUTH: 535 5.7.8 Error: authentication failed (sasl_method=PLAIN, "
+                           "sasl_username=alice)\n");
+    CHECK(!s.authenticated);
+    /* Malformed: no second NUL, a ':' in the name, a newline in the name
+     * (logged as '?'), another authzid, not base64. */
+    CHECK_HAS(say_auth(&s, "AUTH PLAIN AGFsaWNl", NULL), "501 5.5.2 Error: malformed PLAIN");
+    CHECK_HAS(say_auth(&s, "AUTH PLAIN AGFsOmljZQBzM2NyZXQ=", NULL), "535 5.7.8");
+    refused_log[0] = '\0';
+    nauth = 0;
+    CHECK_HAS(say_auth(&s, "AUTH PLAIN AGFsCmljZQB4", NULL), "535 5.7.8");
+    CHECK_HAS(refused_log, "sasl_username=al?ice)");
+    CHECK_HAS(say_auth(&s, "AUTH PLAIN Ym9iAGFsaWNlAHMzY3JldA==", NULL), "535 5.7.8");
+    CHECK_INT(nauth, 0); /* none of these reached the password file */
+    CHECK_HAS(say_auth(&s, "AUTH PLAIN !!!!", NULL), "501 5.5.2 Error: cannot decode");
+    CHECK_INT(s.state, SMTPD_READY);
+    /* PLAIN without an initial response: an empty 334, then cancelled. */
+    CHECK_STR(say_auth(&s, "AUTH PLAIN", NULL), "334 \r\n");
+    CHECK_INT(s.state, SMTPD_AUTH);
+    CHECK_STR(say_auth(&s, "*", NULL), "501 5.7.0 Error: authentication cancelled\r\n");
+    CHECK_INT(s.state, SMTPD_READY);
+    /* A line in the exchange is a response, never a command. */
+    CHECK_STR(say_auth(&s, "AUTH PLAIN", NULL), "334 \r\n");
+    CHECK_HAS(say_auth(&s, "MAIL FROM:<a@b>", NULL), "501 5.5.2 Error: cannot decode");
+    CHECK_INT(s.state, SMTPD_READY);
+    CHECK_STR(say_auth(&s, "AUTH PLAIN", NULL), "334 \r\n");
+    smtpd_line(&s, "", 0, true);
+    CHECK_HAS(take(&s), "500 5.5.6");
+    CHECK_INT(s.state, SMTPD_READY);
+    /* PLAIN with the user as authzid: 235; then no second AUTH. */
+    CHECK_STR(say_auth(&s, "AUTH PLAIN YWxpY2UAYWxpY2UAczNjcmV0", NULL),
+              "235 2.7.0 Authentication successful\r\n");
+    CHECK(s.authenticated);
+    CHECK_STR(s.auth_user, "alice");
+    CHECK_HAS(say_auth(&s, "AUTH PLAIN AGFsaWNlAHMzY3JldA==", NULL), "503 5.5.1 Error: already");
+    CHECK_STR(say_auth(&s, "MAIL FROM:<a@b>", NULL), "250 2.1.0 Ok\r\n");
+    CHECK_HAS(say_auth(&s, "AUTH LOGIN", NULL), "503 5.5.1 Error: MAIL transaction");
+    /* The password is nowhere in the session's memory. */
+    CHECK(memmem(&s, sizeof s, "s3cret", 6) == NULL);
+
+    /* LOGIN in two steps; then with the user name as initial response. */
+    session(&s, false);
+    s.auth_offered = s.auth_required = true;
+    take(&s);
+    say_auth(&s, "EHLO c", NULL);
+    CHECK_STR(say_auth(&s, "AUTH LOGIN", NULL), "334 VXNlcm5hbWU6\r\n");
+    CHECK_STR(say_auth(&s, "YWxpY2U=", NULL), "334 UGFzc3dvcmQ6\r\n");
+    CHECK_STR(say_auth(&s, "d3Jvbmc=", NULL), "535 5.7.8 Error: authentication failed\r\n");
+    CHECK_HAS(refused_log, "sasl_method=LOGIN, sasl_username=alice");
+    CHECK_STR(say_auth(&s, "AUTH LOGIN YWxpY2U=", NULL), "334 UGFzc3dvcmQ6\r\n");
+    CHECK_STR(say_auth(&s, "*", NULL), "501 5.7.0 Error: authentication cancelled\r\n");
+    CHECK_STR(s.auth_user, "");
+    CHECK_STR(say_auth(&s, "AUTH LOGIN", NULL), "334 VXNlcm5hbWU6\r\n");
+    CHECK_STR(say_auth(&s, "YWxpY2U=", NULL), "334 UGFzc3dvcmQ6\r\n");
+    CHECK_STR(say_auth(&s, "czNjcmV0", &a), "235 2.7.0 Authentication successful\r\n");
+    CHECK_INT(a, SMTPD_CONTINUE);
+    CHECK_INT(s.mech, SMTPD_MECH_LOGIN);
+    CHECK_STR(say_auth(&s, "MAIL FROM:<a@b>", NULL), "250 2.1.0 Ok\r\n");
+    CHECK(memmem(&s, sizeof s, "s3cret", 6) == NULL);
+
+    /* Enabled, not required: MAIL without AUTH is fine. */
+    session(&s, false);
+    s.auth_offered = true;
+    take(&s);
+    say_auth(&s, "EHLO c", NULL);
+    CHECK_STR(say_auth(&s, "MAIL FROM:<a@b>", NULL), "250 2.1.0 Ok\r\n");
+
+    /* 535s count toward smtpd_hard_error_limit (5 in session()). */
+    session(&s, false);
+    s.auth_offered = s.auth_required = true;
+    take(&s);
+    say_auth(&s, "EHLO c", NULL);
+    for (int i = 0; i < 4; i++)
+        CHECK_HAS(say_auth(&s, "AUTH PLAIN AGFsaWNlAHdyb25n", &a), "535 5.7.8");
+    CHECK_HAS(say_auth(&s, "AUTH PLAIN AGFsaWNlAHdyb25n", &a), "421 4.7.0");
+    CHECK_INT(a, SMTPD_CLOSE);
+
+    /* A refused client never gets to AUTH. */
+    session(&s, true);
+    s.auth_offered = true;
+    take(&s);
+    CHECK_HAS(say_auth(&s, "AUTH PLAIN AGFsaWNlAHMzY3JldA==", NULL), "503 5.7.1");
+
+    /* No reply ever held the password, plain or in base64. */
+    CHECK(strstr(all_replies, "s3cret") == NULL);
+    CHECK(strstr(all_replies, "czNjcmV0") == NULL);
+    CHECK(strstr(all_replies, "wrong") == NULL);
+    CHECK(strstr(refused_log, "s3cret") == NULL);
+    CHECK_STR(smtpd_state_name(SMTPD_AUTH), "auth");
+}
+
+/* ------------------------------------------------------------------ */
+
 /* in decoded in pieces: first cut at every position, then byte by byte;
  * the output must be want and the decoder must stop after the end line,
  * leaving rest unconsumed. */
@@ -389,5 +604,8 @@ int main(void)
     test_session();
     test_data();
     test_networks();
+    test_base64();
+    test_password_file();
+    test_auth();
     return check_finish("smtpd");
 }
