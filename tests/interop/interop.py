@@ -369,6 +369,16 @@ def header_names(data):
     return names
 
 
+def closed_port():
+    """A loopback port nothing listens on (bound, then released): a relay
+    that is down."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def read_delivered(path):
     with open(path, "rb") as f:
         return f.read()

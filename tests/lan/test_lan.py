@@ -104,16 +104,8 @@ def up_config(t, extra=()):
         "up.cf")
 
 
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def down_config(t, extra=()):
-    return t.write_config([("relayhost", "[127.0.0.1]:%d" % closed_port()),
+    return t.write_config([("relayhost", "[127.0.0.1]:%d" % interop.closed_port()),
                            ("smtp_tls_security_level", "none")] + settings(t, extra), "down.cf")
 
 

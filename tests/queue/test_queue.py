@@ -114,14 +114,6 @@ class Sink:
 
 # ---- helpers ----------------------------------------------------------------
 
-def closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def queue_settings(t, extra=()):
     return [("queue_directory", os.path.join(t.tmp, "spool")),
             ("myhostname", "client.example.test"),
@@ -129,7 +121,7 @@ def queue_settings(t, extra=()):
 
 
 def down_config(t, extra=(), name="down.cf"):
-    return t.write_config([("relayhost", "[127.0.0.1]:%d" % closed_port()),
+    return t.write_config([("relayhost", "[127.0.0.1]:%d" % interop.closed_port()),
                            ("smtp_tls_security_level", "none")] + queue_settings(t, extra), name)
 
 
