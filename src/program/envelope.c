@@ -26,24 +26,9 @@
 /* ------------------------------------------------------------------ */
 /* Addresses                                                          */
 
-/* True when a holds '@' outside a quoted local part. */
-static bool has_domain(const char *a)
-{
-    bool quoted = false;
-    for (; *a; a++) {
-        if (*a == '\\' && a[1] != '\0')
-            a++;
-        else if (*a == '"')
-            quoted = !quoted;
-        else if (*a == '@' && !quoted)
-            return true;
-    }
-    return false;
-}
-
 char *qualify(const char *addr, const char *origin)
 {
-    if (addr[0] == '\0' || has_domain(addr))
+    if (addr[0] == '\0' || rewrite_find_at(addr) != NULL)
         return strdup(addr);
     size_t n = strlen(addr) + 1 + strlen(origin) + 1;
     char *q = malloc(n);
@@ -132,7 +117,7 @@ int add_rcpt(void *user, const char *address)
     pg->nparsed++;
     if (!pg->aliases_loaded) {
         const char *domain = strrchr(address, '@');
-        bool local = !has_domain(address) ||
+        bool local = rewrite_find_at(address) == NULL ||
                      (domain != NULL && in_mydestination(&pg->cfg, domain + 1, strlen(domain + 1)));
         if (!local)
             return deliver(pg, address);

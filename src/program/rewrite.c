@@ -137,8 +137,7 @@ void rewrite_map_free(struct rewrite_map *m)
     m->n = 0;
 }
 
-/* The last '@' outside quotes, or NULL. */
-static const char *find_at(const char *a)
+const char *rewrite_find_at(const char *a)
 {
     bool quoted = false;
     const char *at = NULL;
@@ -159,7 +158,7 @@ int rewrite_lookup(const struct rewrite_map *m, const char *address, bool local_
     *out = NULL;
     if (address[0] == '\0' || m->n == 0)
         return 0;
-    const char *at = find_at(address);
+    const char *at = rewrite_find_at(address);
     size_t ulen = at ? (size_t)(at - address) : strlen(address);
     struct form {
         const char *key;

@@ -59,6 +59,10 @@ void rewrite_map_free(struct rewrite_map *m);
  * when no entry applies (or for the null sender ""), -1 out of memory.
  * local_domain says whether the address's domain is local (then the
  * "user" form applies); a bare name never matches "user@domain" forms. */
+/* The last '@' outside a quoted local part of address a, or NULL: where
+ * its domain starts, and whether it has one at all. */
+const char *rewrite_find_at(const char *a);
+
 int rewrite_lookup(const struct rewrite_map *m, const char *address, bool local_domain,
                    char **out);
 
