@@ -80,6 +80,9 @@ typedef enum hato_code {
     HATO_E_RECIPIENTS = 16,  /* the server refused every recipient */
     HATO_E_BODY = 17,        /* the body reader reported an error */
     HATO_E_CONFIG = 18,      /* a setting cannot work (e.g. unreadable CA file) */
+    HATO_E_TOO_BIG = 19,     /* larger than the server's SIZE limit; nothing was sent */
+    HATO_E_EXTENSION = 20,   /* the message needs an extension the server lacks
+                                (8BITMIME, SMTPUTF8, BINARYMIME, REQUIRETLS) */
 } hato_code;
 
 /* Which layer a failure arose in. */
@@ -278,6 +281,54 @@ HATO_EXPORT hato_code hato_message_set_reader(hato_message *m, hato_read_fn fn, 
 /* Or the whole content in memory.  Borrowed, not copied: it must stay
  * valid until the send returns. */
 HATO_EXPORT hato_code hato_message_set_content(hato_message *m, const char *data, size_t len);
+
+/* What the body holds, for MAIL FROM's BODY= (RFC 6152, RFC 3030). */
+typedef enum hato_body {
+    HATO_BODY_AUTO = 0,       /* default: content in memory is scanned for
+                                 bytes above 127; a reader's content is
+                                 declared 8BITMIME whenever the server offers
+                                 it.  To a server without 8BITMIME, a body
+                                 that turns out to hold 8-bit bytes fails
+                                 with HATO_E_EXTENSION before the end of
+                                 data, so it is never delivered damaged. */
+    HATO_BODY_7BIT = 1,       /* US-ASCII only; nothing declared */
+    HATO_BODY_8BITMIME = 2,   /* lines of 8-bit text: BODY=8BITMIME */
+    HATO_BODY_BINARYMIME = 3, /* any bytes, sent exactly as given (no line-end
+                                 conversion) with BDAT: needs the server's
+                                 CHUNKING and BINARYMIME */
+} hato_body;
+HATO_EXPORT hato_code hato_message_set_body(hato_message *m, hato_body body);
+/* The content's size in bytes, for SIZE= (RFC 1870) when a reader supplies
+ * it; content set in memory is measured.  A message larger than the
+ * server's limit fails with HATO_E_TOO_BIG before anything is sent. */
+HATO_EXPORT hato_code hato_message_set_size(hato_message *m, uint64_t bytes);
+/* The headers hold UTF-8 (RFC 6532), so the message needs SMTPUTF8.
+ * Addresses are checked without this: a UTF-8 address asks for SMTPUTF8 by
+ * itself, and without the server's support its domain is sent as an
+ * A-label (IDNA 2008) while a UTF-8 local part fails with HATO_E_EXTENSION. */
+HATO_EXPORT hato_code hato_message_set_smtputf8(hato_message *m, bool utf8_headers);
+
+/* Delivery status notifications (RFC 3461), sent when the server offers
+ * DSN and dropped otherwise (as Postfix does).  notify: 0 for the server's
+ * default, HATO_DSN_NEVER alone, or any of SUCCESS, FAILURE, DELAY; it
+ * applies to every recipient, each also sent with ORCPT=rfc822;address.
+ * envid: printable ASCII up to 100 characters, or NULL. */
+enum {
+    HATO_DSN_NEVER = 1u << 0,
+    HATO_DSN_SUCCESS = 1u << 1,
+    HATO_DSN_FAILURE = 1u << 2,
+    HATO_DSN_DELAY = 1u << 3,
+};
+typedef enum hato_dsn_ret {
+    HATO_DSN_RET_DEFAULT = 0,
+    HATO_DSN_RET_FULL = 1,    /* RET=FULL: return the whole message */
+    HATO_DSN_RET_HDRS = 2,    /* RET=HDRS: only the headers */
+} hato_dsn_ret;
+HATO_EXPORT hato_code hato_message_set_dsn(hato_message *m, unsigned notify, hato_dsn_ret ret, const char *envid);
+/* RFC 8689: every hop must use verified TLS.  The send fails with
+ * HATO_E_EXTENSION unless the link is TLS at level VERIFY or above and the
+ * server offers REQUIRETLS. */
+HATO_EXPORT hato_code hato_message_set_requiretls(hato_message *m, bool require);
 
 /* After a send: each recipient's outcome, in the order added.
  * Returns the reply code to its RCPT (250 accepted; 0 when it was never

@@ -11,6 +11,7 @@ static const char *const code_names[] = {
     "HATO_E_TLS", "HATO_E_TLS_VERIFY", "HATO_E_TLS_REQUIRED",
     "HATO_E_PROTOCOL", "HATO_E_REPLY", "HATO_E_AUTH", "HATO_E_AUTH_MECH",
     "HATO_E_SASL", "HATO_E_RECIPIENTS", "HATO_E_BODY", "HATO_E_CONFIG",
+    "HATO_E_TOO_BIG", "HATO_E_EXTENSION",
 };
 
 const char *hato_code_name(hato_code code)

@@ -80,6 +80,56 @@ hato_code hato_message_set_content(hato_message *m, const char *data, size_t len
     return HATO_OK;
 }
 
+hato_code hato_message_set_body(hato_message *m, hato_body body)
+{
+    if ((unsigned)body > HATO_BODY_BINARYMIME)
+        return HATO_E_ARGUMENT;
+    m->body = body;
+    return HATO_OK;
+}
+
+hato_code hato_message_set_size(hato_message *m, uint64_t bytes)
+{
+    m->size_hint = bytes;
+    return HATO_OK;
+}
+
+hato_code hato_message_set_smtputf8(hato_message *m, bool utf8_headers)
+{
+    m->utf8_headers = utf8_headers;
+    return HATO_OK;
+}
+
+/* RFC 3461 section 4.4: ENVID is xtext of printable ASCII, at most 100
+ * characters; kept raw here and encoded on the MAIL line. */
+static bool envid_ok(const char *envid)
+{
+    size_t n = strlen(envid);
+    for (size_t i = 0; i < n; i++)
+        if (envid[i] < '!' || envid[i] > '~')
+            return false;
+    return n <= 100;
+}
+
+hato_code hato_message_set_dsn(hato_message *m, unsigned notify, hato_dsn_ret ret,
+                               const char *envid)
+{
+    const unsigned all = HATO_DSN_NEVER | HATO_DSN_SUCCESS | HATO_DSN_FAILURE | HATO_DSN_DELAY;
+    if ((notify & ~all) != 0 || ((notify & HATO_DSN_NEVER) && notify != HATO_DSN_NEVER) ||
+        (unsigned)ret > HATO_DSN_RET_HDRS || (envid != NULL && !envid_ok(envid)))
+        return HATO_E_ARGUMENT;
+    m->dsn_notify = notify;
+    m->dsn_ret = ret;
+    snprintf(m->dsn_envid, sizeof m->dsn_envid, "%s", envid ? envid : "");
+    return HATO_OK;
+}
+
+hato_code hato_message_set_requiretls(hato_message *m, bool require)
+{
+    m->requiretls = require;
+    return HATO_OK;
+}
+
 size_t hato_message_recipient_count(const hato_message *m)
 {
     return m->nrcpts;

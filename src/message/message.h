@@ -26,6 +26,13 @@ struct hato_message {
     void *reader_user;
     const char *content;   /* borrowed, when set_content was used */
     size_t content_len, content_pos;
+    hato_body body;        /* declared BODY= (HATO_BODY_AUTO: decided at MAIL) */
+    uint64_t size_hint;    /* hato_message_set_size, 0 when not given */
+    bool utf8_headers;     /* hato_message_set_smtputf8 */
+    bool requiretls;
+    unsigned dsn_notify;   /* HATO_DSN_* bits, 0 for the server's default */
+    hato_dsn_ret dsn_ret;
+    char dsn_envid[101];   /* "" when none */
     bool sent;             /* the final dot was accepted */
     rcpt data_reply;       /* the reply to the final dot (address unused) */
 };
