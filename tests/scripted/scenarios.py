@@ -293,6 +293,43 @@ def all_addresses_fail(t):
                  "127.0.0.1: connection refused")
 
 
+def stalled_listener(family, addr, port):
+    """A listener on addr:port that answers no SYN: backlog 0 and its accept
+    queue already full (Linux then drops further SYNs).  Returns the two
+    sockets, to keep open while the stall is wanted."""
+    s = socket.socket(family)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    s.listen(0)
+    c = socket.socket(family)
+    c.connect((addr, port))
+    return s, c
+
+
+@scenario
+def happy_eyeballs(t):
+    """relay.test's first address (::1) takes no connection (SYNs go
+    unanswered), its second (127.0.0.1) answers: Happy Eyeballs starts the
+    second 250 ms later, and the message goes well before the 10 s
+    smtp_connect_timeout would have run out on the first."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME")] + transaction([R1]))
+    keep = stalled_listener(socket.AF_INET6, "::1", t.srv.port)
+    t.hosts("::1 relay.test\n127.0.0.1 relay.test\n")
+    t.config(relayhost="[relay.test]:%d" % t.srv.port, smtp_connect_timeout="10s")
+    msg = std_message()
+    t.hato(["-v", "-f", SENDER, R1], msg)
+    for s in keep:
+        s.close()
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.check(t.run.elapsed < 4.0, "took %.1fs: the stalled ::1 held up the connection"
+            % t.run.elapsed)
+    t.stderr_has("connecting to relay.test[::1]:%d" % t.srv.port,
+                 "abandoning the attempt to relay.test[::1]:%d" % t.srv.port,
+                 "connected to relay.test[127.0.0.1]:%d" % t.srv.port)
+    body_is(t, dot_stuff(msg))
+
+
 @scenario
 def pipelining(t):
     """With PIPELINING, MAIL, RCPTs and DATA leave in one write; the body only
