@@ -258,6 +258,45 @@ HATO_EXPORT hato_code hato_options_set_keep_alive(hato_options *o, unsigned idle
 /* Log callback and the most verbose level it receives (default: none). */
 HATO_EXPORT hato_code hato_options_set_log(hato_options *o, hato_log_fn fn, void *user, hato_log_level max_level);
 
+/* Relays: MX records and fallbacks (Postfix's relayhost without brackets
+ * and smtp_fallback_relay).
+ *
+ * Connecting: every name is resolved to its addresses, which are raced
+ * (Happy Eyeballs, RFC 8305): IPv6 and IPv4 alternating, IPv6 first; the
+ * next address starts 250 ms after the previous one, or at once when it
+ * failed; the first connection wins.  Each address may take the
+ * HATO_TIMEOUT_CONNECT time, and one name's race at most twice that.
+ *
+ * hato_options_set_relay_mx: true looks up the relay host's MX records
+ * first (Postfix's "relayhost = example.com"; false, the default, is
+ * "[example.com]") and connects to the MX hosts in order of preference
+ * (equal preferences in the DNS answer's order), each one's addresses
+ * raced, on the relay's port.  A domain without MX records is its own
+ * host (RFC 5321 section 5.1); a null MX (RFC 7505) fails with a
+ * permanent HATO_E_RESOLVE; a failed MX lookup with a temporary one.
+ * The certificate is checked against the MX host's name unless
+ * hato_options_set_tls_server_name says otherwise.  An address literal
+ * is never looked up.  Uses the thread-safe res_n* resolver.
+ *
+ * hato_options_add_fallback_relay: appends a copy of relay (its relay,
+ * MX choice, TLS settings, credentials, timeouts: everything but its own
+ * fallbacks, which are ignored) to o's list, at most 8.  hato_client_send
+ * tries o's relay, then each fallback in the order added, and moves on
+ * only while nothing of the message can have been delivered: the relay
+ * (every MX host of it) could not be resolved or reached, or the
+ * connection failed before any recipient was answered -- a 4xx reply
+ * (greeting, EHLO, MAIL), TLS, authentication, a timeout, a dropped
+ * connection or a protocol error.  The text only goes after every RCPT
+ * reply and the 354, so a message is never sent twice.  A 5xx reply, an
+ * error in the message itself or a null MX ends the send at once.  When
+ * every relay failed, hato_client_error() carries the last one's code
+ * and a message naming each relay's failure.  hato_client_peer() names
+ * the relay (MX host) that was used.  The log goes to o's callback.
+ * Returns HATO_E_ARGUMENT when relay has no relay host, is o itself, or
+ * the list is full; HATO_E_NOMEM. */
+HATO_EXPORT hato_code hato_options_set_relay_mx(hato_options *o, bool mx);
+HATO_EXPORT hato_code hato_options_add_fallback_relay(hato_options *o, const hato_options *relay);
+
 /* ------------------------------------------------------------------ */
 /* Messages                                                            */
 

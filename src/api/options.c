@@ -49,6 +49,9 @@ void hato_options_free(hato_options *o)
     free(o->key_file);
     free(o->pins);
     free(o->state_dir);
+    for (size_t i = 0; i < o->nfallbacks; i++)
+        hato_options_free(o->fallbacks[i]);
+    free(o->fallbacks);
     free(o);
 }
 
@@ -187,7 +190,16 @@ hato_code hato_options_set_log(hato_options *o, hato_log_fn fn, void *user, hato
     return HATO_OK;
 }
 
+static hato_options *copy_one(const hato_options *src, bool with_fallbacks);
+
 hato_options *options_copy(const hato_options *src)
+{
+    return copy_one(src, true);
+}
+
+/* A fallback relay's copy: everything but its own fallbacks (one level of
+ * fallbacks only, so a list can never refer back to itself). */
+static hato_options *copy_one(const hato_options *src, bool with_fallbacks)
 {
     hato_options *o = calloc(1, sizeof *o);
     if (o == NULL)
@@ -197,6 +209,21 @@ hato_options *options_copy(const hato_options *src)
     o->user = o->password = o->mech_filter = o->helo_name = NULL;
     o->cert_file = o->key_file = o->state_dir = NULL;
     o->pins = NULL;
+    o->fallbacks = NULL;
+    o->nfallbacks = 0;
+    if (with_fallbacks && src->nfallbacks > 0) {
+        if ((o->fallbacks = calloc(src->nfallbacks, sizeof *o->fallbacks)) == NULL) {
+            hato_options_free(o);
+            return NULL;
+        }
+        for (; o->nfallbacks < src->nfallbacks; o->nfallbacks++) {
+            o->fallbacks[o->nfallbacks] = copy_one(src->fallbacks[o->nfallbacks], false);
+            if (o->fallbacks[o->nfallbacks] == NULL) {
+                hato_options_free(o);
+                return NULL;
+            }
+        }
+    }
     if (src->npins > 0) {
         if ((o->pins = malloc(src->npins * sizeof *o->pins)) == NULL) {
             o->npins = 0;
@@ -340,4 +367,28 @@ hato_code hato_options_set_state_dir(hato_options *o, const char *directory)
     if (directory != NULL && directory[0] == '\0')
         return HATO_E_ARGUMENT;
     return set_string(&o->state_dir, directory);
+}
+
+/* ---- Relays: MX lookups and fallbacks ------------------------------ */
+
+hato_code hato_options_set_relay_mx(hato_options *o, bool mx)
+{
+    o->relay_mx = mx;
+    return HATO_OK;
+}
+
+hato_code hato_options_add_fallback_relay(hato_options *o, const hato_options *relay)
+{
+    if (relay == NULL || relay == o || relay->host == NULL)
+        return HATO_E_ARGUMENT;
+    if (o->nfallbacks == OPTIONS_FALLBACK_MAX)
+        return HATO_E_ARGUMENT;
+    hato_options **more = realloc(o->fallbacks, (o->nfallbacks + 1) * sizeof *more);
+    if (more == NULL)
+        return HATO_E_NOMEM;
+    o->fallbacks = more;
+    if ((more[o->nfallbacks] = copy_one(relay, false)) == NULL)
+        return HATO_E_NOMEM;
+    o->nfallbacks++;
+    return HATO_OK;
 }

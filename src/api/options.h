@@ -37,7 +37,16 @@ struct hato_options {
     char pin_digest[8];    /* "sha256" unless set */
     bool pin_digest_set;   /* set explicitly: pins added later are checked now */
     char *state_dir;       /* owned, may be NULL */
+    bool relay_mx;         /* look up MX records for host (relayhost without [ ]) */
+    /* smtp_fallback_relay: each an owned copy with its own relay, TLS and
+     * credentials, tried in order; their own fallbacks are never copied. */
+    struct hato_options **fallbacks;
+    size_t nfallbacks;
 };
+
+/* Fallback relays one options object may carry: Postfix lists rarely hold
+ * more than two or three, and each may cost a connect timeout. */
+#define OPTIONS_FALLBACK_MAX 8
 
 /* A deep copy of src, or NULL when out of memory. */
 hato_options *options_copy(const hato_options *src);

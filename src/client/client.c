@@ -170,9 +170,7 @@ void client_drive(hato_session *s, int fd)
     }
 }
 
-/* After a message: keep the session when it is idle (keep-alive), else
- * close; the message's outcome becomes the client's. */
-static hato_code finish(hato_client *c, hato_session *s, int fd)
+hato_code client_finish(hato_client *c, hato_session *s, int fd)
 {
     const hato_error *se = hato_session_error(s);
     hato_code code = HATO_OK;
@@ -217,7 +215,7 @@ hato_code hato_client_send(hato_client *c, hato_message *m)
             bool dropped = se != NULL && (se->code == HATO_E_NETWORK || se->code == HATO_E_TLS) &&
                            hato_message_recipient_reply(m, 0, NULL, NULL) == 0;
             if (!dropped)
-                return finish(c, s, fd);
+                return client_finish(c, s, fd);
             log_line(&o->log, HATO_LOG_DEBUG, "%s dropped the idle connection; reconnecting",
                      c->peer);
             hato_session_free(s);
@@ -226,27 +224,7 @@ hato_code hato_client_send(hato_client *c, hato_message *m)
             close_idle(c, true);
         }
     }
-    transport_target target = {
-        .host = o->host,
-        .port = options_port(o),
-        .family = o->family,
-        .connect_timeout_ms = o->timeout_ms[HATO_TIMEOUT_CONNECT],
-    };
-    hato_error e;
-    char address[64];
-    int fd = transport_connect(&target, &o->log, c->peer, address, sizeof address, &e);
-    if (fd < 0)
-        return client_fail(c, &e);
-
-    /* The last connection's TLS session is offered: a second send pays no
-     * full handshake (the session layer offers it only under equal TLS
-     * settings, which a client's own copy of the options guarantees). */
-    hato_session *s = session_new_cached(o, m, address, &c->tls_cache);
-    if (s == NULL) {
-        close(fd);
-        error_set(&e, HATO_E_NOMEM, HATO_LAYER_API, true, "out of memory starting the session");
-        return client_fail(c, &e);
-    }
-    client_drive(s, fd);
-    return finish(c, s, fd);
+    /* A new connection: the relay, its MX hosts, the fallbacks
+     * (route.c). */
+    return client_send_routed(c, m);
 }

@@ -23,11 +23,20 @@ struct hato_client {
     int idle_fd;             /* owned, -1 when none */
     struct timespec idle_since;
     char idle_peer[TRANSPORT_PEER_MAX];
+    /* "host:port" of the server tls_cache's session came from: it is
+     * offered to that server only, never to another MX host or fallback. */
+    char tls_cache_relay[TRANSPORT_PEER_MAX];
 };
 
 /* Runs the session over fd until it is done (poll, send, recv, with the
  * session's own timeouts). */
 void client_drive(hato_session *s, int fd);
+/* After a message: keeps the session when it is idle (keep-alive), else
+ * closes it and fd; the message's outcome becomes the client's. */
+hato_code client_finish(hato_client *c, hato_session *s, int fd);
+/* Sends m over a new connection: the relay (or its MX hosts), then the
+ * fallback relays while nothing can have been delivered (route.c). */
+hato_code client_send_routed(hato_client *c, hato_message *m);
 /* Records e as the client's failure; returns its code. */
 hato_code client_fail(hato_client *c, const hato_error *e);
 

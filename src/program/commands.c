@@ -218,7 +218,9 @@ int flush_queue(struct program *pg)
             bool relay_down = false;
             tried++;
             delivery_run(d, &e, down ? down_error : NULL, &relay_down);
-            if (!down && relay_down) {
+            /* With sender_dependent_relayhost_maps the next message
+             * may go elsewhere: one relay down stops nothing. */
+            if (!down && relay_down && pg->cfg.nrelayhost_maps == 0) {
                 /* Every later message would wait for the same timeout:
                  * they keep their schedule, only expiry applies. */
                 down = true;

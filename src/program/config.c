@@ -58,6 +58,9 @@ static const struct known {
     const char *fallback;
 } known_keys[] = {
     {"relayhost", ""},
+    /* Postfix's default, $fallback_relay, names a key gone since 2.3. */
+    {"smtp_fallback_relay", ""},
+    {"sender_dependent_relayhost_maps", ""},
     {"smtp_tls_security_level", "verify"},
     {"smtp_tls_wrappermode", "no"},
     {"smtp_tls_CAfile", ""},
@@ -632,11 +635,43 @@ static enum config_status resolve_relay(struct parser *p)
     } else if (r == -1) {
         st = fail(p, "%srelayhost = %s: %s; accepted: [host]:port, host:port, [ipv6address]:port, [host], host",
                   where(p, line, w, sizeof w), v, why);
-    } else if (!c->relay_bracketed) {
-        const char *port = strchr(v, ':');
-        warnf(p, "%srelayhost = %s: hato does not look up MX records; it connects to %s directly "
-                 "(write [%s]%s to silence this warning)", where(p, line, w, sizeof w), v,
-              c->relay_host, c->relay_host, port ? port : "");
+    }
+    free(v);
+    return st;
+}
+
+/* smtp_fallback_relay: relays as relayhost writes them, separated by
+ * commas or white space. */
+static enum config_status resolve_fallbacks(struct parser *p)
+{
+    char *v, w[512];
+    unsigned line;
+    enum config_status st = get(p, "smtp_fallback_relay", &v, &line);
+    if (st != CONFIG_OK)
+        return st;
+    struct config *c = p->c;
+    const char *cur = v, *item;
+    size_t n;
+    while (st == CONFIG_OK && text_list_next(&cur, TEXT_LIST_SEPARATORS, &item, &n)) {
+        char *one = dup_range(item, n);
+        struct config_relay r = {0};
+        const char *why = NULL;
+        int rc = one ? config_parse_relay(one, &r.host, &r.port, &r.bracketed, &why) : -2;
+        struct config_relay *more = rc == 0 ? realloc(c->fallback_relays,
+                                                      (c->nfallback_relays + 1) * sizeof *more)
+                                            : NULL;
+        if (rc == -1) {
+            st = fail(p, "%ssmtp_fallback_relay = %s: %s: %s; accepted: [host]:port, host:port, "
+                         "[ipv6address]:port, [host], host, separated by commas or spaces",
+                      where(p, line, w, sizeof w), v, one, why);
+        } else if (more == NULL) {
+            free(r.host);
+            st = nomem(p);
+        } else {
+            c->fallback_relays = more;
+            c->fallback_relays[c->nfallback_relays++] = r;
+        }
+        free(one);
     }
     free(v);
     return st;
@@ -1060,6 +1095,17 @@ static enum config_status parse_tables(struct parser *p, const char *key, bool s
             st = nomem(p);
     }
     free(v);
+    return st;
+}
+
+static enum config_status resolve_relayhost_maps(struct parser *p)
+{
+    struct config *c = p->c;
+    unsigned line;
+    enum config_status st = parse_tables(p, "sender_dependent_relayhost_maps", false,
+                                         &c->relayhost_maps, &c->nrelayhost_maps, &line);
+    if (st == CONFIG_OK)
+        st = resolve_fallbacks(p);
     return st;
 }
 
@@ -1601,6 +1647,8 @@ static enum config_status parse_text(struct config *c, const char *name, const c
     if (st == CONFIG_OK)
         st = resolve_relay(&p);
     if (st == CONFIG_OK)
+        st = resolve_relayhost_maps(&p);
+    if (st == CONFIG_OK)
         st = resolve_tls(&p);
     if (st == CONFIG_OK)
         st = resolve_sasl(&p);
@@ -1687,6 +1735,10 @@ void config_free(struct config *c)
 {
     free(c->path);
     free(c->relay_host);
+    for (size_t i = 0; i < c->nfallback_relays; i++)
+        free(c->fallback_relays[i].host);
+    free(c->fallback_relays);
+    free_vector(c->relayhost_maps, c->nrelayhost_maps);
     free(c->ca_file);
     free(c->ca_path);
     free_vector(c->password_maps, c->npassword_maps);

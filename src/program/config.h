@@ -44,6 +44,13 @@ struct config_network {
     unsigned prefix;            /* 0..32 or 0..128 */
 };
 
+/* One relay as relayhost writes it: [host]:port, host:port, ... */
+struct config_relay {
+    char *host;                 /* owned, without brackets */
+    uint16_t port;              /* 0: not given (587, or 465 in wrapper mode) */
+    bool bracketed;             /* [host]: no MX lookup */
+};
+
 /* Every string is owned by the struct and freed by config_free(); NULL
  * means "not set" where noted. */
 struct config {
@@ -53,6 +60,13 @@ struct config {
     uint16_t relay_port;        /* 0: not given (library default 587 / 465) */
     bool relay_bracketed;       /* [host]: no MX lookup wanted */
     unsigned relay_line;        /* line of relayhost, 0 when absent */
+    /* smtp_fallback_relay: tried in order when the relay cannot take the
+     * message (docs/config.md says when). */
+    struct config_relay *fallback_relays;
+    size_t nfallback_relays;
+    /* sender_dependent_relayhost_maps: text file paths, in lookup order. */
+    char **relayhost_maps;
+    size_t nrelayhost_maps;
 
     hato_tls_level tls_level;
     bool tls_wrapper;

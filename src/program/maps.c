@@ -24,19 +24,32 @@
  * better rank than *best_rank stores user and password. */
 static enum maps_status consider(char *s, unsigned line, const char *name,
                                  const char *const *keys, size_t nkeys, size_t *best_rank,
-                                 char **user, char **password, char *err, size_t errlen)
+                                 bool raw, char **user, char **password, char *err,
+                                 size_t errlen)
 {
     size_t klen, vlen;
     char *val;
     text_split_entry(s, &klen, &val, &vlen);
     if (vlen == 0) {
-        snprintf(err, errlen, "%s:%u: entry %.*s has no value; expected \"%.*s user:password\"",
-                 name, line, (int)klen, s, (int)klen, s);
+        snprintf(err, errlen, "%s:%u: entry %.*s has no value; expected \"%.*s %s\"",
+                 name, line, (int)klen, s, (int)klen, s, raw ? "value" : "user:password");
         return MAPS_ERR_SYNTAX;
     }
     for (size_t i = 0; i < nkeys && i < *best_rank; i++) {
         if (strlen(keys[i]) != klen || strncasecmp(keys[i], s, klen) != 0)
             continue;
+        if (raw) {
+            /* A table of plain values (relays): the whole value. */
+            char *v = malloc(vlen + 1);
+            if (v == NULL)
+                return MAPS_ERR_NOMEM;
+            memcpy(v, val, vlen);
+            v[vlen] = '\0';
+            free(*user);
+            *user = v;
+            *best_rank = i;
+            break;
+        }
         char *colon = memchr(val, ':', vlen);
         if (colon == NULL) {
             snprintf(err, errlen, "%s:%u: the value for %.*s has no ':'; expected user:password",
@@ -65,9 +78,10 @@ static enum maps_status consider(char *s, unsigned line, const char *name,
     return MAPS_FOUND;
 }
 
-enum maps_status maps_lookup_text_keys(const char *text, size_t len, const char *name,
-                                       const char *const *keys, size_t nkeys, size_t *matched,
-                                       char **user, char **password, char *err, size_t errlen)
+static enum maps_status text_keys(const char *text, size_t len, const char *name,
+                                  const char *const *keys, size_t nkeys, size_t *matched,
+                                  bool raw, char **user, char **password, char *err,
+                                  size_t errlen)
 {
     size_t best = nkeys; /* rank of the best match so far; nkeys: none */
     enum maps_status st = MAPS_FOUND;
@@ -79,7 +93,8 @@ enum maps_status maps_lookup_text_keys(const char *text, size_t len, const char 
     err[0] = '\0';
     while (st == MAPS_FOUND && (ts = text_next(&t)) != TEXT_END) {
         if (ts == TEXT_LINE) {
-            st = consider(t.buf, t.line, name, keys, nkeys, &best, user, password, err, errlen);
+            st = consider(t.buf, t.line, name, keys, nkeys, &best, raw, user, password, err,
+                          errlen);
         } else if (ts == TEXT_ORPHAN) {
             snprintf(err, errlen, "%s:%u: a continuation line (it starts with white space) "
                                   "with no entry before it", name, t.lineno);
@@ -102,6 +117,13 @@ enum maps_status maps_lookup_text_keys(const char *text, size_t len, const char 
         *matched = best;
     }
     return st;
+}
+
+enum maps_status maps_lookup_text_keys(const char *text, size_t len, const char *name,
+                                       const char *const *keys, size_t nkeys, size_t *matched,
+                                       char **user, char **password, char *err, size_t errlen)
+{
+    return text_keys(text, len, name, keys, nkeys, matched, false, user, password, err, errlen);
 }
 
 /* The relay's keys in Postfix's order: as written with brackets first. */
@@ -127,10 +149,12 @@ enum maps_status maps_lookup_text(const char *text, size_t len, const char *name
                                  err, errlen);
 }
 
-enum maps_status maps_lookup_keys(const char *path, const char *key_name,
+/* One file: a password table (raw false: mode checked, values split) or
+ * a table of plain values (raw: the value in *user, no mode check). */
+static enum maps_status file_keys(const char *path, const char *key_name,
                                   const char *const *keys, size_t nkeys, size_t *matched,
-                                  char **user, char **password, int *err_no, char *err,
-                                  size_t errlen)
+                                  bool raw, char **user, char **password, int *err_no,
+                                  char *err, size_t errlen)
 {
     *user = NULL;
     *password = NULL;
@@ -155,7 +179,7 @@ enum maps_status maps_lookup_keys(const char *path, const char *key_name,
         return MAPS_ERR_OPEN;
     }
     /* Checked on the open descriptor, so the file read is the file checked. */
-    if ((sb.st_mode & 077) != 0) {
+    if (!raw && (sb.st_mode & 077) != 0) {
         snprintf(err, errlen, "password file %s, named by %s, may be read by other users "
                               "(mode %03o); run: chmod 600 %s",
                  path, key_name, (unsigned)(sb.st_mode & 0777), path);
@@ -163,8 +187,8 @@ enum maps_status maps_lookup_keys(const char *path, const char *key_name,
         return MAPS_ERR_MODE;
     }
     if (!S_ISREG(sb.st_mode) || (uintmax_t)sb.st_size > MAPS_MAX_FILE) {
-        snprintf(err, errlen, "password file %s, named by %s, is not a regular file of at most %u bytes",
-                 path, key_name, MAPS_MAX_FILE);
+        snprintf(err, errlen, "%s %s, named by %s, is not a regular file of at most %u bytes",
+                 raw ? "table" : "password file", path, key_name, MAPS_MAX_FILE);
         close(fd);
         return MAPS_ERR_SYNTAX;
     }
@@ -192,11 +216,19 @@ enum maps_status maps_lookup_keys(const char *path, const char *key_name,
     }
     close(fd);
     if (st == MAPS_FOUND)
-        st = maps_lookup_text_keys(text, len, path, keys, nkeys, matched, user, password, err,
-                                   errlen);
+        st = text_keys(text, len, path, keys, nkeys, matched, raw, user, password, err, errlen);
     wipe(text, cap + 1);
     free(text);
     return st;
+}
+
+enum maps_status maps_lookup_keys(const char *path, const char *key_name,
+                                  const char *const *keys, size_t nkeys, size_t *matched,
+                                  char **user, char **password, int *err_no, char *err,
+                                  size_t errlen)
+{
+    return file_keys(path, key_name, keys, nkeys, matched, false, user, password, err_no, err,
+                     errlen);
 }
 
 enum maps_status maps_lookup(const char *path, const char *key_name, const char *host,
@@ -256,6 +288,43 @@ enum maps_status maps_find(const char *const *paths, size_t npaths, const char *
                               err_no, err, errlen);
         if (st == MAPS_FOUND && found != NULL)
             snprintf(found, foundlen, "%s %s", paths[i], ptrs[rank]);
+    }
+    return st;
+}
+
+enum maps_status maps_find_sender_value(const char *const *paths, size_t npaths,
+                                        const char *key_name, const char *sender, char **value,
+                                        char *found, size_t foundlen, int *err_no, char *err,
+                                        size_t errlen)
+{
+    enum maps_status st = MAPS_NOT_FOUND;
+    char *unused = NULL;
+
+    *value = NULL;
+    *err_no = 0;
+    err[0] = '\0';
+    if (found != NULL && foundlen > 0)
+        found[0] = '\0';
+    /* Postfix's order (mail_addr_find): the address in every table, then
+     * "@domain" in every table; the null sender is looked up as "<>"
+     * (empty_address_relayhost_maps_lookup_key). */
+    const char *sender_keys[2];
+    size_t nsender = 0;
+    if (sender[0] == '\0') {
+        sender_keys[nsender++] = "<>";
+    } else {
+        sender_keys[nsender++] = sender;
+        const char *at = strrchr(sender, '@');
+        if (at != NULL && at[1] != '\0')
+            sender_keys[nsender++] = at;
+    }
+    for (size_t k = 0; k < nsender && st == MAPS_NOT_FOUND; k++) {
+        for (size_t i = 0; i < npaths && st == MAPS_NOT_FOUND; i++) {
+            st = file_keys(paths[i], key_name, &sender_keys[k], 1, NULL, true, value, &unused,
+                           err_no, err, errlen);
+            if (st == MAPS_FOUND && found != NULL)
+                snprintf(found, foundlen, "%s %s", paths[i], sender_keys[k]);
+        }
     }
     return st;
 }

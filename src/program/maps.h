@@ -64,4 +64,15 @@ enum maps_status maps_find(const char *const *paths, size_t npaths, const char *
                            char **password, char *found, size_t foundlen, int *err_no,
                            char *err, size_t errlen);
 
+/* sender_dependent_relayhost_maps (paths, in order): the sender address
+ * in every table, then its "@domain" in every table; the null sender ("")
+ * as "<>".  On MAPS_FOUND *value is the entry's value, malloc'd (the
+ * caller frees it), and found (may be NULL) receives "FILE KEY".  These
+ * tables hold no secrets: their mode is not checked.  Otherwise as
+ * maps_find. */
+enum maps_status maps_find_sender_value(const char *const *paths, size_t npaths,
+                                        const char *key_name, const char *sender, char **value,
+                                        char *found, size_t foundlen, int *err_no, char *err,
+                                        size_t errlen);
+
 #endif

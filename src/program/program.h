@@ -116,6 +116,10 @@ ptrdiff_t body_reader(void *user, char *buf, size_t cap);
 int build_options(struct program *pg, hato_options *o);
 int options_fail(hato_code rc, const char *what);
 uint16_t relay_port(const struct config *c);
+/* The relay for mail from sender: its entry in
+ * sender_dependent_relayhost_maps, else relayhost.  r->host is malloc'd
+ * (the caller frees it).  EX_OK, or an exit code after saying why. */
+int relay_for_sender(struct program *pg, const char *sender, struct config_relay *r);
 char *find_state_dir(struct program *pg);
 
 /* send.c: the message spooled, then sent from the queue, each recipient

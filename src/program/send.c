@@ -40,6 +40,8 @@ struct delivery {
     hato_client *cl;        /* NULL until the first send; per message with
                                smtp_sender_dependent_authentication */
     char *cl_sender;        /* the sender cl was built for, owned */
+    char *cl_relay;         /* with sender_dependent_relayhost_maps: the
+                               relay cl sends to, owned */
     int options_ex;         /* build_options' exit code when it failed */
 };
 
@@ -95,6 +97,7 @@ void delivery_end(struct delivery *d)
         return;
     hato_client_free(d->cl);
     free(d->cl_sender);
+    free(d->cl_relay);
     queue_spool_close(&d->q);
     free(d);
 }
@@ -108,13 +111,37 @@ struct queue_spool *delivery_spool(struct delivery *d)
  * the time to prepare the next one, far below a server's idle timeout. */
 #define FLUSH_KEEP_ALIVE_MS (30 * 1000)
 
-/* A client for sender: built once per run, or per sender when the
- * credentials depend on it.  NULL with d->options_ex set on failure. */
+/* A client for sender: built once per run, again when the sender's relay
+ * (sender_dependent_relayhost_maps) differs from the last one's, and per
+ * sender when the credentials depend on it.  NULL with d->options_ex set
+ * on failure. */
 static hato_client *client_for(struct delivery *d, const char *sender)
 {
     struct program *pg = d->pg;
-    if (d->cl != NULL && (!pg->cfg.sender_dependent || strcmp(d->cl_sender, sender) == 0))
+    /* Each relay of sender_dependent_relayhost_maps has its own client. */
+    char *relay = NULL;
+    if (pg->cfg.nrelayhost_maps > 0) {
+        struct config_relay r;
+        if ((d->options_ex = relay_for_sender(pg, sender, &r)) != EX_OK)
+            return NULL;
+        size_t len = strlen(r.host) + 16;
+        if ((relay = malloc(len)) != NULL)
+            snprintf(relay, len, "%s%s%s:%u", r.bracketed ? "[" : "", r.host,
+                     r.bracketed ? "]" : "", (unsigned)r.port);
+        free(r.host);
+        if (relay == NULL) {
+            d->options_ex = EX_TEMPFAIL;
+            return NULL;
+        }
+    }
+    bool same_relay = relay == NULL || (d->cl_relay != NULL && strcmp(d->cl_relay, relay) == 0);
+    if (d->cl != NULL && same_relay &&
+        (!pg->cfg.sender_dependent || strcmp(d->cl_sender, sender) == 0)) {
+        free(relay);
         return d->cl;
+    }
+    free(d->cl_relay);
+    d->cl_relay = relay;
     hato_client_free(d->cl);
     d->cl = NULL;
     free(d->cl_sender);

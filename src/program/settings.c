@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -54,6 +55,71 @@ uint16_t relay_port(const struct config *c)
     return c->relay_port ? c->relay_port : (c->tls_wrapper ? 465 : 587);
 }
 
+/* The port a relay of the config is reached on. */
+static uint16_t port_of(const struct config *c, const struct config_relay *r)
+{
+    return r->port ? r->port : (c->tls_wrapper ? 465 : 587);
+}
+
+int relay_for_sender(struct program *pg, const char *sender, struct config_relay *r)
+{
+    const struct config *c = &pg->cfg;
+    char *value = NULL, found[1200], err[1024];
+    int err_no = 0;
+
+    r->host = NULL;
+    r->port = c->relay_port;
+    r->bracketed = c->relay_bracketed;
+    if (c->nrelayhost_maps > 0) {
+        /* Tables are opened with the invoker's rights, as the password
+         * maps are (privilege.h). */
+        privilege_check("sender_dependent_relayhost_maps");
+        enum maps_status st = maps_find_sender_value((const char *const *)c->relayhost_maps,
+                                                     c->nrelayhost_maps,
+                                                     "sender_dependent_relayhost_maps", sender,
+                                                     &value, found, sizeof found, &err_no, err,
+                                                     sizeof err);
+        if (st != MAPS_FOUND && st != MAPS_NOT_FOUND) {
+            say("%s", err);
+            return st == MAPS_ERR_NOMEM ? EX_TEMPFAIL
+                   : st == MAPS_ERR_OPEN && err_no == EACCES ? EX_NOPERM : EX_CONFIG;
+        }
+        /* DUNNO: Postfix's "stop looking, use relayhost". */
+        if (value != NULL && strcasecmp(value, "DUNNO") != 0) {
+            const char *why;
+            int rc = config_parse_relay(value, &r->host, &r->port, &r->bracketed, &why);
+            if (rc == -2) {
+                free(value);
+                say("out of memory");
+                return EX_TEMPFAIL;
+            }
+            if (rc == -1) {
+                say("sender_dependent_relayhost_maps: the entry %s gives %s: %s; write a relay "
+                    "as relayhost takes it, e.g. [smtp.example.com]:587", found, value, why);
+                free(value);
+                return EX_CONFIG;
+            }
+            if (pg->args.verbose > 0)
+                say("relay for <%s>: %s (from %s)", sender, value, found);
+            free(value);
+            return EX_OK;
+        }
+        free(value);
+    }
+    if (c->relay_host == NULL) {
+        say("relayhost is not set in %s and sender_dependent_relayhost_maps has no entry for "
+            "<%s>: write, for example, relayhost = [smtp.example.com]:587", c->path, sender);
+        return EX_CONFIG;
+    }
+    if ((r->host = strdup(c->relay_host)) == NULL) {
+        say("out of memory");
+        return EX_TEMPFAIL;
+    }
+    r->port = c->relay_port;
+    r->bracketed = c->relay_bracketed;
+    return EX_OK;
+}
+
 static int creds_exit(enum creds_status st)
 {
     return st == CREDS_ERR_NOMEM ? EX_TEMPFAIL : st == CREDS_ERR_CONFIG ? EX_CONFIG : EX_TEMPFAIL;
@@ -62,8 +128,8 @@ static int creds_exit(enum creds_status st)
 /* Replaces *password with the secret from smtp_sasl_password_command or a
  * systemd credential, when either is configured (in that order); *from
  * names the source for messages. */
-static int override_password(struct program *pg, const char *user, char **password,
-                             const char **from)
+static int override_password(struct program *pg, const struct config_relay *r, const char *user,
+                             char **password, const char **from)
 {
     const struct config *c = &pg->cfg;
     char err[2048], *secret = NULL;
@@ -76,8 +142,7 @@ static int override_password(struct program *pg, const char *user, char **passwo
     if (c->password_command != NULL) {
         /* Which account and relay, for helpers that serve several. */
         char relay[320], account[600];
-        snprintf(relay, sizeof relay, "HATO_RELAY=[%s]:%u", c->relay_host,
-                 (unsigned)relay_port(c));
+        snprintf(relay, sizeof relay, "HATO_RELAY=[%s]:%u", r->host, (unsigned)port_of(c, r));
         snprintf(account, sizeof account, "HATO_SASL_USER=%s", user);
         const char *extra[] = {relay, account, NULL};
         st = creds_run_command("smtp_sasl_password_command", c->password_command, extra,
@@ -116,10 +181,10 @@ static int override_password(struct program *pg, const char *user, char **passwo
 /* Finds the user name (password map, else smtp_sasl_password) and the
  * password (command, else credential, else beside the user name) and
  * hands them to the options, wiping the program's copies. */
-static int set_credentials(struct program *pg, hato_options *o)
+static int set_credentials(struct program *pg, hato_options *o, const struct config_relay *r)
 {
     const struct config *c = &pg->cfg;
-    uint16_t port = relay_port(c);
+    uint16_t port = port_of(c, r);
     char *user = NULL, *password = NULL, err[1024], found[1200] = "";
     const char *from = NULL;
     int ex = EX_OK;
@@ -137,7 +202,7 @@ static int set_credentials(struct program *pg, hato_options *o)
         int err_no = 0;
         const char *sender = c->sender_dependent ? pg->sender : NULL;
         enum maps_status st = maps_find((const char *const *)c->password_maps, c->npassword_maps,
-                                        "smtp_sasl_password_maps", sender, c->relay_host, port,
+                                        "smtp_sasl_password_maps", sender, r->host, port,
                                         &user, &password, found, sizeof found, &err_no, err,
                                         sizeof err);
         if (st != MAPS_FOUND && st != MAPS_NOT_FOUND) {
@@ -163,7 +228,7 @@ static int set_credentials(struct program *pg, hato_options *o)
             if (c->sender_dependent && pg->sender[0] != '\0')
                 snprintf(also, sizeof also, " nor for the sender <%s>", pg->sender);
             say("warning: no entry for [%s]:%u%s in smtp_sasl_password_maps (%s%s): sending without "
-                "authentication", c->relay_host, (unsigned)port, also, c->password_maps[0],
+                "authentication", r->host, (unsigned)port, also, c->password_maps[0],
                 c->npassword_maps > 1 ? " and the others" : "");
         } else {
             say("warning: smtp_sasl_auth_enable = yes but smtp_sasl_password_maps is empty in %s: "
@@ -171,7 +236,7 @@ static int set_credentials(struct program *pg, hato_options *o)
         }
         return EX_OK;
     }
-    if ((ex = override_password(pg, user, &password, &from)) != EX_OK)
+    if ((ex = override_password(pg, r, user, &password, &from)) != EX_OK)
         goto out;
     /* An empty password is a placeholder for a command or credential;
      * only a client certificate (SASL EXTERNAL) needs none. */
@@ -227,12 +292,18 @@ char *find_state_dir(struct program *pg)
     return dir;
 }
 
-int build_options(struct program *pg, hato_options *o)
+/* The options for one relay r: everything from the config, with r's
+ * host, port, MX choice and credentials. */
+static int relay_options(struct program *pg, hato_options *o, const struct config_relay *r)
 {
     const struct config *c = &pg->cfg;
     hato_code rc;
 
-    if ((rc = hato_options_set_relay(o, c->relay_host, c->relay_port)) != HATO_OK)
+    if ((rc = hato_options_set_relay(o, r->host, r->port)) != HATO_OK)
+        return options_fail(rc, "relayhost");
+    /* Postfix: a relay without brackets is a domain whose MX records
+     * name the servers. */
+    if ((rc = hato_options_set_relay_mx(o, !r->bracketed)) != HATO_OK)
         return options_fail(rc, "relayhost");
     if ((rc = hato_options_set_family(o, c->family)) != HATO_OK)
         return options_fail(rc, "inet_protocols");
@@ -284,5 +355,30 @@ int build_options(struct program *pg, hato_options *o)
                            : c->tls_loglevel >= 1 ? HATO_LOG_INFO : HATO_LOG_WARNING;
     if ((rc = hato_options_set_log(o, on_log, pg, level)) != HATO_OK)
         return options_fail(rc, "the log callback");
-    return set_credentials(pg, o);
+    return set_credentials(pg, o, r);
+}
+
+int build_options(struct program *pg, hato_options *o)
+{
+    const struct config *c = &pg->cfg;
+    struct config_relay r;
+    int ex = relay_for_sender(pg, pg->sender, &r);
+    if (ex == EX_OK)
+        ex = relay_options(pg, o, &r);
+    free(r.host);
+    /* smtp_fallback_relay: each with its own credentials (a password map
+     * entry is per relay, as in Postfix), tried by the library in order. */
+    for (size_t i = 0; ex == EX_OK && i < c->nfallback_relays; i++) {
+        hato_options *f = hato_options_new();
+        if (f == NULL) {
+            say("out of memory");
+            return EX_TEMPFAIL;
+        }
+        ex = relay_options(pg, f, &c->fallback_relays[i]);
+        hato_code rc = ex == EX_OK ? hato_options_add_fallback_relay(o, f) : HATO_OK;
+        hato_options_free(f); /* wipes its password: o has its own copy */
+        if (rc != HATO_OK)
+            ex = options_fail(rc, "smtp_fallback_relay");
+    }
+    return ex;
 }

@@ -111,9 +111,9 @@ static void test_relayhost(void)
     CHECK_STR(c.relay_host, "smtp.example.com");
     CHECK_INT(c.relay_port, 2525);
     CHECK(!c.relay_bracketed);
-    CHECK_HAS(warnings, "does not look up MX records");
-    CHECK_HAS(warnings, "write [smtp.example.com]:2525 to silence");
-    CHECK_HAS(warnings, "main.cf:1");
+    /* Without brackets the relay's MX records are looked up, as in
+     * Postfix: nothing to warn about any more. */
+    CHECK_STR(warnings, "");
 
     CHECK_INT(parse(&c, "relayhost = [2001:db8::25]:465\n", err, sizeof err), CONFIG_OK);
     CHECK_STR(c.relay_host, "2001:db8::25");
@@ -743,6 +743,45 @@ static void test_parse_relay(void)
 }
 
 /* mydestination, alias_maps, alias_database and the rewriting tables. */
+/* smtp_fallback_relay: a list in relayhost's syntax; the relayhost maps. */
+static void test_fallback_relays(void)
+{
+    struct config c = {0};
+    char err[1024];
+
+    CHECK_INT(parse(&c, "relayhost = [a.example]:587\n"
+                        "smtp_fallback_relay = [b.example]:2525, c.example\n"
+                        "  [2001:db8::1]\n"
+                        "sender_dependent_relayhost_maps = hash:/etc/hato/relays, /etc/r2\n",
+                    err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.nfallback_relays, 3);
+    if (c.nfallback_relays == 3) {
+        CHECK_STR(c.fallback_relays[0].host, "b.example");
+        CHECK_INT(c.fallback_relays[0].port, 2525);
+        CHECK(c.fallback_relays[0].bracketed);
+        CHECK_STR(c.fallback_relays[1].host, "c.example");
+        CHECK_INT(c.fallback_relays[1].port, 0);
+        CHECK(!c.fallback_relays[1].bracketed);
+        CHECK_STR(c.fallback_relays[2].host, "2001:db8::1");
+        CHECK(c.fallback_relays[2].bracketed);
+    }
+    CHECK_INT(c.nrelayhost_maps, 2);
+    if (c.nrelayhost_maps == 2) {
+        CHECK_STR(c.relayhost_maps[0], "/etc/hato/relays");
+        CHECK_STR(c.relayhost_maps[1], "/etc/r2");
+    }
+
+    CHECK_INT(parse(&c, "relayhost = [a.example]\nsmtp_fallback_relay = [b.example]:x\n",
+                    err, sizeof err), CONFIG_INVALID);
+    CHECK_HAS(err, "smtp_fallback_relay = [b.example]:x");
+    CHECK_HAS(err, "the port must be a number");
+
+    CHECK_INT(parse(&c, "relayhost = [a.example]\n", err, sizeof err), CONFIG_OK);
+    CHECK_INT(c.nfallback_relays, 0);
+    CHECK_INT(c.nrelayhost_maps, 0);
+    config_free(&c);
+}
+
 static void test_local_keys(void)
 {
     struct config c = {0};
@@ -822,5 +861,6 @@ int main(void)
     test_config_password_mode();
     test_parse_relay();
     test_local_keys();
+    test_fallback_relays();
     return check_finish("config");
 }

@@ -1,0 +1,209 @@
+/*
+ * route.c - where a new connection goes: the relay, or its MX hosts when
+ * it was named without brackets, then each fallback relay
+ * (smtp_fallback_relay) in turn, for as long as nothing of the message
+ * can have been delivered.  Each host's addresses are raced by the
+ * transport (Happy Eyeballs).
+ *
+ * The states of one send, in order:
+ *   NEXT_RELAY  take the next relay of the list (or fail: none left)
+ *   HOSTS       its hosts: MX lookup, or the relay host itself
+ *   CONNECT     race the next host's addresses (next host on failure)
+ *   SESSION     run SMTP; a failure before any recipient was answered
+ *               goes to the next host, else the send ends here
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/error.h"
+#include "api/options.h"
+#include "client/client.h"
+#include "message/message.h"
+#include "transport/transport.h"
+
+/* The failures of one send, for the message when every relay failed. */
+typedef struct route_log {
+    hato_error last;   /* the last attempt's failure: its code counts */
+    char text[ERROR_MESSAGE_MAX];
+    size_t attempts;
+} route_log;
+
+static void note(route_log *r, const hato_error *e)
+{
+    r->last = *e;
+    /* Cut at the buffer's end: the first failures matter most. */
+    const char *parts[2] = {r->attempts ? "; then " : "", e->message};
+    size_t used = strlen(r->text);
+    for (size_t k = 0; k < 2; k++) {
+        size_t len = strlen(parts[k]), room = sizeof r->text - 1 - used;
+        if (len > room)
+            len = room;
+        memcpy(r->text + used, parts[k], len);
+        used += len;
+    }
+    r->text[used] = '\0';
+    r->attempts++;
+}
+
+/* An address literal is its own host: no MX lookup (Postfix would not
+ * look one up either). */
+static bool is_address(const char *host)
+{
+    unsigned char bin[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1;
+}
+
+/* Whether a failed session leaves room for another host: nothing of the
+ * message can have been delivered, and another server may do better.
+ * The text goes only after every RCPT was answered and DATA got its 354,
+ * so "no recipient answered" guarantees nothing was delivered.  What
+ * moves on follows Postfix's choice of trying the next MX host or
+ * fallback relay: unreachable, 4xx, TLS, authentication, a dead or
+ * broken connection.  A 5xx, or a fault of the message or of this host,
+ * would be the same anywhere. */
+static bool worth_another(const hato_error *e, hato_message *m)
+{
+    if (hato_message_recipient_count(m) > 0 && hato_message_recipient_reply(m, 0, NULL, NULL) != 0)
+        return false;
+    if (hato_message_data_reply(m, NULL, NULL) != 0)
+        return false;
+    switch (e->code) {
+    case HATO_E_RESOLVE:
+    case HATO_E_CONNECT:
+    case HATO_E_TIMEOUT:
+    case HATO_E_NETWORK:
+    case HATO_E_TLS:
+    case HATO_E_TLS_VERIFY:
+    case HATO_E_TLS_REQUIRED:
+    case HATO_E_PROTOCOL:
+    case HATO_E_AUTH:
+    case HATO_E_AUTH_MECH:
+        return e->temporary || e->code == HATO_E_AUTH;
+    case HATO_E_REPLY:
+        return e->temporary;
+    default:
+        return false;
+    }
+}
+
+/* The hosts of relay r: its MX hosts, or itself.  Returns how many, or 0
+ * with e set. */
+static size_t relay_hosts(const hato_options *r, const logger *log, transport_mx *hosts,
+                          hato_error *e)
+{
+    size_t n = 0;
+    if (r->relay_mx && !is_address(r->host)) {
+        transport_mx_status st = transport_mx_lookup(r->host, "relayhost", log, hosts,
+                                                     TRANSPORT_MX_MAX, &n, e);
+        if (st == TRANSPORT_MX_FAILED)
+            return 0;
+        if (st == TRANSPORT_MX_FOUND)
+            return n;
+    }
+    snprintf(hosts[0].host, sizeof hosts[0].host, "%s", r->host);
+    hosts[0].preference = 0;
+    return 1;
+}
+
+/* One host of relay r: connect, then SMTP.  Returns true when the send
+ * ended here (success or a failure not worth another host); false with
+ * the failure noted in rl. */
+static bool try_host(hato_client *c, hato_message *m, const hato_options *r, size_t relay_index,
+                     const char *host, bool last, route_log *rl, hato_code *code)
+{
+    const logger *log = &c->opt->log;
+    /* The relay's settings with this host: the session takes its own deep
+     * copy, so a shallow view on the stack is enough. */
+    hato_options view = *r;
+    view.host = (char *)host;
+    view.fallbacks = NULL;
+    view.nfallbacks = 0;
+    transport_target target = {
+        .host = host,
+        .port = options_port(r),
+        .family = r->family,
+        .connect_timeout_ms = r->timeout_ms[HATO_TIMEOUT_CONNECT],
+    };
+    hato_error e;
+    char address[64];
+    c->peer[0] = '\0';
+    int fd = transport_connect(&target, log, c->peer, address, sizeof address, &e);
+    if (fd < 0) {
+        note(rl, &e);
+        return false;
+    }
+    /* The last connection's TLS session is offered to the same server
+     * only (with the same settings: the same relay of the list). */
+    char relay_key[TRANSPORT_PEER_MAX];
+    snprintf(relay_key, sizeof relay_key, "%zu/%s:%u", relay_index, host, target.port);
+    if (strcmp(relay_key, c->tls_cache_relay) != 0) {
+        session_cache_clear(&c->tls_cache);
+        snprintf(c->tls_cache_relay, sizeof c->tls_cache_relay, "%s", relay_key);
+    }
+    hato_session *s = session_new_cached(&view, m, address, &c->tls_cache);
+    if (s == NULL) {
+        close(fd);
+        error_set(&e, HATO_E_NOMEM, HATO_LAYER_API, true, "out of memory starting the session");
+        *code = client_fail(c, &e);
+        return true;
+    }
+    client_drive(s, fd);
+    const hato_error *se = hato_session_error(s);
+    if (se == NULL || last || !worth_another(se, m)) {
+        bool earlier = se != NULL && rl->attempts > 0;
+        if (earlier)
+            note(rl, se);
+        *code = client_finish(c, s, fd);
+        /* Earlier hosts failed too: the message names every failure, the
+         * code and reply stay this one's. */
+        if (earlier)
+            snprintf(c->err.message, sizeof c->err.message, "%s", rl->text);
+        return true;
+    }
+    note(rl, se);
+    log_line(log, HATO_LOG_INFO, "%s failed before any recipient was answered (%s); trying the "
+             "next relay host", c->peer, se->message);
+    hato_session_free(s);
+    close(fd);
+    return false;
+}
+
+hato_code client_send_routed(hato_client *c, hato_message *m)
+{
+    const hato_options *o = c->opt;
+    const logger *log = &o->log;
+    route_log rl;
+    memset(&rl, 0, sizeof rl);
+    size_t nrelays = 1 + o->nfallbacks;
+    hato_code code = HATO_OK;
+
+    for (size_t i = 0; i < nrelays; i++) {
+        const hato_options *r = i == 0 ? o : o->fallbacks[i - 1];
+        if (i > 0)
+            log_line(log, HATO_LOG_INFO, "trying fallback relay %s%s%s:%u (%zu of %zu)",
+                     r->relay_mx ? "" : "[", r->host, r->relay_mx ? "" : "]",
+                     (unsigned)options_port(r), i, o->nfallbacks);
+        transport_mx hosts[TRANSPORT_MX_MAX];
+        hato_error e;
+        size_t n = relay_hosts(r, log, hosts, &e);
+        if (n == 0) {
+            note(&rl, &e);
+            if (!e.temporary)
+                break; /* a null MX: no relay is meant to be found there */
+            continue;
+        }
+        for (size_t k = 0; k < n; k++) {
+            bool last = i + 1 == nrelays && k + 1 == n;
+            if (try_host(c, m, r, i, hosts[k].host, last, &rl, &code))
+                return code;
+        }
+    }
+    /* Every host failed before a session ended the send: the last
+     * failure's code, every failure's text. */
+    hato_error all = rl.last;
+    snprintf(all.message, sizeof all.message, "%s", rl.text);
+    return client_fail(c, &all);
+}
