@@ -21,6 +21,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -242,6 +243,56 @@ class Case:
             f.write(text)
         self.hosts_file = path
 
+    def dns(self, *records):
+        """A DNS server of the scenario's own (dnsmasq, Debian's dnsmasq-base)
+        on a loopback address unique to this process, port 53, answering
+        only `records` (dnsmasq options such as "--mx-host=a.test,mx.a.test,10"
+        and "--host-record=mx.a.test,127.0.0.1"); hato runs in a private
+        mount namespace whose /etc/resolv.conf names it and whose /etc/hosts
+        knows only localhost, so every other name goes to this server."""
+        pid = os.getpid()
+        addr = "127.%d.%d.%d" % (150 + pid // 65536 % 100, pid // 256 % 256, pid % 256)
+        binary = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+        argv = [binary, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+                "--no-hosts", "--user=root", "--group=root", "--bind-interfaces",
+                # Authoritative for .test: a name without the type asked
+                # for is NODATA, not a failure to forward.
+                "--local=/test/",
+                "--listen-address=" + addr, "--port=53", "--log-queries",
+                "--log-facility=" + self.path("dnsmasq.log"),
+                "--pid-file=" + self.path("dnsmasq.pid")] + list(records)
+        self.dnsmasq = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        # Ready when it answers: a query for a name it does not know.
+        query = (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+                 b"\x05ready\x04test\x00\x00\x01\x00\x01")
+        deadline = time.monotonic() + 10
+        while True:
+            if self.dnsmasq.poll() is not None:
+                raise SystemExit("FAIL: dnsmasq exited with %d (%s)"
+                                 % (self.dnsmasq.returncode, " ".join(argv)))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.settimeout(0.2)
+                try:
+                    u.sendto(query, (addr, 53))
+                    u.recv(512)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit("FAIL: dnsmasq on %s:53 does not answer" % addr)
+        self.dns_addr = addr
+        path = self.path("resolv.conf")
+        with open(path, "w") as f:
+            f.write("nameserver %s\noptions timeout:2 attempts:1\n" % addr)
+        self.resolv_file = path
+        if not getattr(self, "hosts_file", None):
+            self.hosts("127.0.0.1 localhost\n::1 localhost\n")
+
+    def cleanup(self):
+        p = getattr(self, "dnsmasq", None)
+        if p is not None and p.poll() is None:
+            p.terminate()
+            p.wait()
+
     # -- running the client ----------------------------------------------
 
     def hato(self, args, message):
@@ -256,7 +307,12 @@ class Case:
             if not os.path.lexists(link):
                 os.symlink(argv[0], link)
             argv[0] = link
-        if getattr(self, "hosts_file", None):
+        if getattr(self, "resolv_file", None):
+            # /etc/resolv.conf may be a symlink: the bind goes to its target.
+            argv = ["unshare", "--mount", "sh", "-c",
+                    'mount --bind "$0" /etc/hosts && mount --bind "$1" /etc/resolv.conf && '
+                    'shift && exec "$@"', self.hosts_file, self.resolv_file] + argv
+        elif getattr(self, "hosts_file", None):
             # unshare and sh exec in turn, so hato keeps the pid watched below.
             argv = ["unshare", "--mount", "sh", "-c",
                     'mount --bind "$0" /etc/hosts && exec "$@"', self.hosts_file] + argv
@@ -434,6 +490,7 @@ def main(argv, manual=False):
         print("SKIP: %s" % e)
         return 77
     finally:
+        case.cleanup()
         if os.environ.get("HATO_KEEP"):
             print("kept %s" % case.dir)
         else:

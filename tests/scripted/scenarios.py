@@ -330,6 +330,195 @@ def happy_eyeballs(t):
     body_is(t, dot_stuff(msg))
 
 
+def other_server(t, script):
+    """A second scripted server beside t.srv (a fallback relay, another
+    sender's relay); finish it with finish_other."""
+    return smtpscript.Server(script).start()
+
+
+def finish_other(t, srv, what):
+    """Checks a server of other_server; returns its result."""
+    r = srv.finish()
+    for f in r.failures:
+        t.fail("%s: %s" % (what, f))
+    return r
+
+
+def maillog_has(t, *words):
+    text = read_text(t, t.maillog, "maillog_file")
+    for w in words:
+        t.check(w in text, "maillog does not mention %r:\n%s" % (w, text))
+
+
+@scenario
+def fallback_relay_unreachable(t):
+    """relayhost refuses connections (nothing listens): the message goes to
+    the first smtp_fallback_relay, and the maillog names the relay used."""
+    t.serve([expect_eof()])
+    dead = free_port()
+    fb = other_server(t, [GREETING, expect(EHLO), ehlo_reply("8BITMIME")] + transaction([R1]))
+    t.config(relayhost="[127.0.0.1]:%d" % dead,
+             smtp_fallback_relay="[127.0.0.1]:%d" % fb.port, maillog_file=t.path("maillog"))
+    msg = std_message()
+    t.hato(["-v", "-f", SENDER, R1], msg)
+    r = finish_other(t, fb, "fallback relay")
+    t.exit_code(EX_OK)
+    t.check(t.run.server.connections == 0, "something connected to the unused server")
+    t.check(r.done and len(r.messages) == 1, "the fallback relay did not get the message")
+    if r.messages:
+        same_bytes(t, r.messages[0], dot_stuff(msg), "body at the fallback relay")
+    t.stderr_has("trying fallback relay [127.0.0.1]:%d" % fb.port)
+    maillog_has(t, "relay=127.0.0.1[127.0.0.1]:%d" % fb.port, "status=sent")
+
+
+@scenario
+def fallback_relay_after_421(t):
+    """relayhost greets with 421: no MAIL there; the second of two fallback
+    relays (the first refuses connections) takes the message."""
+    t.serve([send("421 4.3.2 scripted: too busy"), expect_eof(allow_quit=True)])
+    fb = other_server(t, [GREETING, expect(EHLO), ehlo_reply("8BITMIME")] + transaction([R1]))
+    t.config(smtp_fallback_relay="[127.0.0.1]:%d, [127.0.0.1]:%d" % (free_port(), fb.port),
+             maillog_file=t.path("maillog"))
+    msg = std_message()
+    t.hato(["-v", "-f", SENDER, R1], msg)
+    r = finish_other(t, fb, "fallback relay")
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.no_command("EHLO", "MAIL")
+    t.check(r.done and len(r.messages) == 1, "the fallback relay did not get the message")
+    t.stderr_has("too busy", "trying fallback relay", "connection refused")
+    maillog_has(t, "relay=127.0.0.1[127.0.0.1]:%d" % fb.port, "status=sent")
+
+
+@scenario
+def fallback_relay_not_after_data(t):
+    """relayhost takes the whole message and answers 451 after the dot: the
+    message may have been delivered, so no fallback relay is tried; it is
+    deferred in the queue instead."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME")]
+            + transaction([R1], final="451 4.3.0 scripted: try again later"))
+    fb = other_server(t, [expect_eof()])
+    t.config(smtp_fallback_relay="[127.0.0.1]:%d" % fb.port)
+    t.hato(["-f", SENDER, R1], std_message())
+    r = fb.finish()
+    t.server_ok()
+    t.deferred()
+    t.check(r.connections == 0, "the fallback relay was contacted after the data went")
+    t.stderr_has("try again later")
+
+
+@scenario
+def fallback_relays_all_fail(t):
+    """relayhost and its fallback both refuse: the error names both."""
+    t.serve([expect_eof()])
+    dead1, dead2 = free_port(), free_port()
+    t.config(relayhost="[127.0.0.1]:%d" % dead1, smtp_fallback_relay="[127.0.0.1]:%d" % dead2)
+    t.hato(["-f", SENDER, R1], std_message())
+    t.deferred()
+    t.stderr_has("cannot connect to relay 127.0.0.1 port %d" % dead1,
+                 "then cannot connect to relay 127.0.0.1 port %d" % dead2)
+
+
+@scenario
+def sender_dependent_relayhost(t):
+    """sender_dependent_relayhost_maps: alice@ goes to one scripted server,
+    anyone @other.test to another, the rest to relayhost; one queue run
+    sends all three, each over its own relay's connection."""
+    t.serve([expect_eof()])
+    msgs = {}
+    t.config(sender_dependent_relayhost_maps="texthash:" + t.path("relays"),
+             maillog_file=t.path("maillog"))
+    senders = ["alice@example.test", "bob@other.test", "carol@example.test"]
+    for i, snd in enumerate(senders):
+        msgs[snd] = std_message(msgid=b"<relay.%d@client.example.test>" % i)
+        if i > 0:
+            t.serve([expect_eof()])  # each run finishes one (unused) server
+        t.hato(["-odq", "-f", snd, R1], msgs[snd])
+        t.exit_code(EX_OK)
+
+    def script(snd):
+        mail = r"MAIL FROM:<%s>(?: (?:SIZE=\d+|BODY=8BITMIME|SMTPUTF8))*" % re.escape(snd)
+        return [GREETING, expect(EHLO), ehlo_reply("8BITMIME")] + transaction([R1], mail=mail)
+
+    alice = other_server(t, script(senders[0]))
+    other = other_server(t, script(senders[1]))
+    default = other_server(t, script(senders[2]))
+    with open(t.path("relays"), "w") as f:
+        f.write("# sender -> relay\nalice@example.test [127.0.0.1]:%d\n"
+                "@other.test 127.0.0.1:%d\n" % (alice.port, other.port))
+    t.config(relayhost="[127.0.0.1]:%d" % default.port,
+             sender_dependent_relayhost_maps="texthash:" + t.path("relays"),
+             maillog_file=t.path("maillog"))
+    t.serve([expect_eof()])
+    t.hato(["-q", "-v"], b"")
+    t.check(t.run.server.connections == 0, "the unused server got a connection")
+    t.exit_code(EX_OK)
+    for srv, snd, what in ((alice, senders[0], "alice's relay"), (other, senders[1], "the "
+                           "@other.test relay"), (default, senders[2], "relayhost")):
+        r = finish_other(t, srv, what)
+        if t.check(r.done and len(r.messages) == 1, "%s did not get %s's message" % (what, snd)):
+            same_bytes(t, r.messages[0], dot_stuff(msgs[snd]), "%s's message" % snd)
+        maillog_has(t, "relay=127.0.0.1[127.0.0.1]:%d" % srv.port)
+    q = t.path(os.path.join("spool", "queue"))
+    t.check(os.path.isdir(q) and not os.listdir(q), "messages left in the queue: %s"
+            % (os.listdir(q) if os.path.isdir(q) else "no queue"))
+
+
+@scenario
+def relayhost_mx(t):
+    """relayhost = relay.test:PORT (no brackets): its MX records are looked
+    up on a DNS server of the test's own; mx1 (preference 10, though the
+    answer lists it second) refuses, mx2 (preference 20) takes the message,
+    and the certificate-free run names mx2 as the relay."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME")] + transaction([R1]))
+    t.dns("--mx-host=relay.test,mx2.relay.test,20", "--mx-host=relay.test,mx1.relay.test,10",
+          "--host-record=mx1.relay.test,127.0.0.3", "--host-record=mx2.relay.test,127.0.0.1")
+    # mx1's address listens on nothing at the server's port: refused.
+    t.config(relayhost="relay.test:%d" % t.srv.port, maillog_file=t.path("maillog"))
+    msg = std_message()
+    t.hato(["-v", "-f", SENDER, R1], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    body_is(t, dot_stuff(msg))
+    t.stderr_has("MX of relay.test: mx1.relay.test (preference 10)",
+                 "MX of relay.test: mx2.relay.test (preference 20)",
+                 "connect to mx1.relay.test[127.0.0.3]:%d: connection refused" % t.srv.port)
+    maillog_has(t, "relay=mx2.relay.test[127.0.0.1]:%d" % t.srv.port)
+
+
+@scenario
+def relayhost_no_mx(t):
+    """relayhost = plain.test:PORT has no MX record: its own address is used
+    (RFC 5321 5.1); [relay.test] with brackets never asks for MX."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME")] + transaction([R1]))
+    t.dns("--host-record=plain.test,127.0.0.1")
+    t.config(relayhost="plain.test:%d" % t.srv.port)
+    t.hato(["-v", "-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.stderr_has("plain.test has no MX record", "connected to plain.test[127.0.0.1]:%d" % t.srv.port)
+    log = read_text(t, t.path("dnsmasq.log"), "dnsmasq log")
+    t.check("query[MX] plain.test" in log, "no MX query reached the DNS server:\n" + log)
+
+
+@scenario
+def relayhost_null_mx(t):
+    """A null MX (RFC 7505, "0 ."): a clear permanent error, no connection."""
+    t.serve([expect_eof()])
+    t.dns("--mx-host=nomail.test,.,0", "--host-record=nomail.test,127.0.0.1")
+    t.config(relayhost="nomail.test:%d" % t.srv.port)
+    t.hato(["-f", SENDER, R1], std_message())
+    t.check(t.run.server.connections == 0, "hato connected despite the null MX")
+    # Permanent, but not the server's word: the message stays queued (a
+    # fixed relayhost sends it) and the exit status says "host unknown".
+    t.exit_code(68)
+    q = t.path(os.path.join("spool", "queue"))
+    t.check(os.path.isdir(q) and len([n for n in os.listdir(q) if "." not in n]) == 1,
+            "the message is not kept in the queue")
+    t.stderr_has("nomail.test publishes a null MX record (RFC 7505): it accepts no mail",
+                 "relayhost = nomail.test")
+
+
 @scenario
 def pipelining(t):
     """With PIPELINING, MAIL, RCPTs and DATA leave in one write; the body only
