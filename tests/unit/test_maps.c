@@ -228,8 +228,48 @@ static void test_sender_dependent(void)
     rmdir(dir);
 }
 
+/* sender_dependent_relayhost_maps: whole values (a relay holds ':'),
+ * the address before "@domain" across tables, "<>" for the null sender,
+ * and no mode check (the table holds no secret). */
+static void test_sender_values(void)
+{
+    char dir[] = "/tmp/hato-test-maps-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char a[300], b[300], err[1024], found[1200];
+    write_table(dir, "a", "@example.org [smtp.org.example]:587\n<> [bounce.example]:25\n", a,
+                sizeof a);
+    write_table(dir, "b", "alice@example.org  smtp.alice.example:2525\n", b, sizeof b);
+    CHECK_INT(chmod(a, 0644), 0);
+    const char *both[] = {a, b};
+    char *v = NULL;
+    int e = 0;
+
+    CHECK_INT(maps_find_sender_value(both, 2, "sender_dependent_relayhost_maps",
+                                     "alice@example.org", &v, found, sizeof found, &e, err,
+                                     sizeof err), MAPS_FOUND);
+    CHECK_STR(v, "smtp.alice.example:2525");
+    CHECK_HAS(found, "alice@example.org");
+    free(v);
+    CHECK_INT(maps_find_sender_value(both, 2, "k", "bob@example.org", &v, found, sizeof found,
+                                     &e, err, sizeof err), MAPS_FOUND);
+    CHECK_STR(v, "[smtp.org.example]:587");
+    CHECK_HAS(found, "@example.org");
+    free(v);
+    CHECK_INT(maps_find_sender_value(both, 2, "k", "", &v, NULL, 0, &e, err, sizeof err),
+              MAPS_FOUND);
+    CHECK_STR(v, "[bounce.example]:25");
+    free(v);
+    CHECK_INT(maps_find_sender_value(both, 2, "k", "carol@example.net", &v, NULL, 0, &e, err,
+                                     sizeof err), MAPS_NOT_FOUND);
+    CHECK(v == NULL);
+    unlink(a);
+    unlink(b);
+    rmdir(dir);
+}
+
 int main(void)
 {
+    test_sender_values();
     test_order();
     test_format();
     test_file();
