@@ -130,6 +130,30 @@ hato_code hato_client_probe(hato_client *c, hato_probe_fn fn, void *user)
         return client_fail(c, &e);
     }
     probe p = {fn, user};
+    /* A relay named without brackets is a mail domain: the probe looks at
+     * its first MX host, the one a send tries first. */
+    hato_options view = *o;
+    transport_mx mx[TRANSPORT_MX_MAX];
+    if (o->relay_mx && !transport_is_address(o->host)) {
+        size_t n = 0;
+        logger quiet = {0};
+        transport_mx_status st = transport_mx_lookup(o->host, "relayhost", &quiet, mx,
+                                                     TRANSPORT_MX_MAX, &n, &e);
+        if (st == TRANSPORT_MX_FAILED) {
+            say(&p, "failed: %s", e.message);
+            return client_fail(c, &e);
+        }
+        if (st == TRANSPORT_MX_NONE)
+            say(&p, "%s has no MX record: probing the host itself", o->host);
+        for (size_t i = 0; i < n; i++)
+            say(&p, "MX of %s: %s (preference %u)%s", o->host, mx[i].host, mx[i].preference,
+                i == 0 ? ": probed below" : "");
+        if (n > 0)
+            view.host = mx[0].host;
+    }
+    view.fallbacks = NULL;
+    view.nfallbacks = 0;
+    o = &view;
     scan_ports(&p, o);
 
     unsigned short port = options_port(o);

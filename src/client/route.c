@@ -12,8 +12,6 @@
  *   SESSION     run SMTP; a failure before any recipient was answered
  *               goes to the next host, else the send ends here
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -46,14 +44,6 @@ static void note(route_log *r, const hato_error *e)
     }
     r->text[used] = '\0';
     r->attempts++;
-}
-
-/* An address literal is its own host: no MX lookup (Postfix would not
- * look one up either). */
-static bool is_address(const char *host)
-{
-    unsigned char bin[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1;
 }
 
 /* Whether a failed session leaves room for another host: nothing of the
@@ -95,7 +85,7 @@ static size_t relay_hosts(const hato_options *r, const logger *log, transport_mx
                           hato_error *e)
 {
     size_t n = 0;
-    if (r->relay_mx && !is_address(r->host)) {
+    if (r->relay_mx && !transport_is_address(r->host)) {
         transport_mx_status st = transport_mx_lookup(r->host, "relayhost", log, hosts,
                                                      TRANSPORT_MX_MAX, &n, e);
         if (st == TRANSPORT_MX_FAILED)

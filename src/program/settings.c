@@ -70,7 +70,8 @@ int relay_for_sender(struct program *pg, const char *sender, struct config_relay
     r->host = NULL;
     r->port = c->relay_port;
     r->bracketed = c->relay_bracketed;
-    if (c->nrelayhost_maps > 0) {
+    /* No sender (--probe): relayhost. */
+    if (c->nrelayhost_maps > 0 && sender != NULL) {
         /* Tables are opened with the invoker's rights, as the password
          * maps are (privilege.h). */
         privilege_check("sender_dependent_relayhost_maps");
@@ -108,7 +109,8 @@ int relay_for_sender(struct program *pg, const char *sender, struct config_relay
     }
     if (c->relay_host == NULL) {
         say("relayhost is not set in %s and sender_dependent_relayhost_maps has no entry for "
-            "<%s>: write, for example, relayhost = [smtp.example.com]:587", c->path, sender);
+            "<%s>: write, for example, relayhost = [smtp.example.com]:587", c->path,
+            sender ? sender : "");
         return EX_CONFIG;
     }
     if ((r->host = strdup(c->relay_host)) == NULL) {

@@ -7,6 +7,7 @@
 #define _DEFAULT_SOURCE /* res_n* and ns_* are BSD interfaces */
 #include "transport/transport.h"
 
+#include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -18,6 +19,12 @@
 /* A DNS answer over UDP with EDNS0 fits; a larger one comes over TCP and
  * is cut here, which only drops MX hosts past TRANSPORT_MX_MAX anyway. */
 #define ANSWER_MAX 8192
+
+bool transport_is_address(const char *host)
+{
+    unsigned char bin[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1;
+}
 
 transport_mx_status transport_mx_parse(const unsigned char *answer, size_t len,
                                        const char *domain, const char *relay_key,

@@ -92,6 +92,10 @@ transport_mx_status transport_mx_lookup(const char *domain, const char *relay_ke
                                         const logger *log, transport_mx *out, size_t max,
                                         size_t *n, hato_error *err);
 
+/* Whether host is an IPv4 or IPv6 address literal: never looked up as a
+ * mail domain (Postfix would not either). */
+bool transport_is_address(const char *host);
+
 /* The parser behind it, on a DNS answer: the same results. */
 transport_mx_status transport_mx_parse(const unsigned char *answer, size_t len,
                                        const char *domain, const char *relay_key,

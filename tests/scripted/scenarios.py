@@ -520,6 +520,25 @@ def relayhost_null_mx(t):
 
 
 @scenario
+def probe_mx(t):
+    """hato --probe with relayhost = relay.test:PORT: the MX hosts are shown
+    and the first one (by preference) is the one probed."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME")] + quit_and_close())
+    t.dns("--mx-host=relay.test,backup.relay.test,20", "--mx-host=relay.test,mx.relay.test,10",
+          "--host-record=mx.relay.test,127.0.0.1", "--host-record=backup.relay.test,127.0.0.9")
+    t.config(relayhost="relay.test:%d" % t.srv.port)
+    t.hato(["--probe"], b"")
+    t.server_ok()
+    t.exit_code(EX_OK)
+    out = t.run.stdout + t.run.stderr
+    for w in ("MX of relay.test: mx.relay.test (preference 10): probed below",
+              "MX of relay.test: backup.relay.test (preference 20)",
+              "probing mx.relay.test port %d" % t.srv.port,
+              "connected to mx.relay.test[127.0.0.1]:%d" % t.srv.port):
+        t.check(w in out, "--probe output lacks %r" % w)
+
+
+@scenario
 def pipelining(t):
     """With PIPELINING, MAIL, RCPTs and DATA leave in one write; the body only
     after 354."""
