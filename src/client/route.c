@@ -111,6 +111,7 @@ static bool try_host(hato_client *c, hato_message *m, const hato_options *r, siz
     view.host = (char *)host;
     view.fallbacks = NULL;
     view.nfallbacks = 0;
+    view.log = c->opt->log; /* one log for the whole send, as documented */
     transport_target target = {
         .host = host,
         .port = options_port(r),
