@@ -14,6 +14,10 @@ Cases:
                   PLAIN allowed inside TLS) carry the message
   plain-port      no TLS at all, AUTH PLAIN allowed explicitly
                   (smtp_sasl_security_options = noanonymous)
+  fallback-relay  relayhost is down; smtp_fallback_relay names the test
+                  Postfix, which gets the message with the login of its own
+                  entry in the password map (the relayhost's entry, with
+                  another user and password, is never offered to it)
 """
 import re
 
@@ -172,7 +176,44 @@ def minimal(t):
           "Postfix saw sasl_method=%s, expected PLAIN" % session.get("sasl_method"))
 
 
+def fallback_relay(t):
+    """The relay is down: the fallback relay takes the message, logged in
+    with its own password-map entry, verified against the test CA."""
+    down = "[127.0.0.1]:%d" % interop.closed_port()
+    key = "[%s]:%d" % (t.host, t.port_starttls)
+    pwmap = t.write_password_map([(down, "primary-only-user", "primary-only-secret"),
+                                  (key, t.user, t.password)])
+    config = t.write_config([
+        ("relayhost", down),
+        ("smtp_fallback_relay", key),
+        ("smtp_sasl_auth_enable", "yes"),
+        ("smtp_sasl_password_maps", "hash:" + pwmap),
+        ("smtp_tls_CAfile", t.ca),
+        ("maillog_file", t.maillog_path()),
+    ])
+    msgid = t.message_id()
+    msg = ("From: alice@example.test\nTo: bob@example.test\nDate: %s\nMessage-ID: %s\n"
+           "Subject: fallback\n\nthe relay is down\n" % (interop.rfc2822_date(), msgid)).encode()
+    proc = t.run_hato(config, ["-v", "-i", "-f", t.user, "bob@example.test"], msg)
+    t.expect_sent(proc)
+    check("trying fallback relay [%s]:%d" % (t.host, t.port_starttls) in proc.err,
+          "hato -v does not say it tried the fallback relay")
+    # Each relay's own entry: the relayhost's for it, the fallback's for it.
+    check(re.search(r"authenticating as %s \(from \S+ \[%s\]:%d;" % (re.escape(t.user),
+                    re.escape(t.host), t.port_starttls), proc.err),
+          "hato -v does not show the fallback relay's own password-map entry in use")
+    t.wait_delivered(msgid, ["bob"])
+    session = t.smtpd_session(msgid)
+    check(session.get("sasl_username") == t.user,
+          "Postfix logged sasl_username=%s, expected %s" % (session.get("sasl_username"), t.user))
+    with open(t.maillog_path(), encoding="utf-8") as f:
+        maillog = f.read()
+    check(re.search(r"relay=%s\[[^]]+\]:%d, .*status=sent" % (re.escape(t.host), t.port_starttls),
+                    maillog), "the maillog does not name the fallback relay:\n" + maillog)
+
+
 CASES = {
+    "fallback-relay": fallback_relay,
     "minimal": minimal,
     "guide-starttls": guide_starttls,
     "smtps": smtps,
