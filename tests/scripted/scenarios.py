@@ -15,9 +15,9 @@ import socket
 
 import smtpscript
 from run_scenario import cert_der, colon_hex, spki_der
-from smtpscript import (auth, auth_oauth, disconnect, dot_stuff, expect, expect_data,
-                        expect_eof, flood, inject, quit_and_close, read_bytes, send,
-                        send_raw, stall, starttls)
+from smtpscript import (auth, auth_oauth, disconnect, dot_stuff, expect, expect_bdat,
+                        expect_data, expect_eof, flood, inject, quit_and_close, read_bytes,
+                        send, send_raw, stall, starttls)
 
 SCENARIOS = {}
 
@@ -47,7 +47,9 @@ smtpscript.register_secret(PASSWORD, TOKEN)
 
 EHLO = r"EHLO client\.example\.test"
 # MAIL with whatever parameters the advertised extensions allow
-MAIL_ANY = r"MAIL FROM:<sender@example\.test>(?: (?:SIZE=\d+|BODY=8BITMIME|SMTPUTF8))*"
+# the parameters the advertised extensions allow
+MAIL_PARAMS = r"(?: (?:SIZE=\d+|BODY=8BITMIME|SMTPUTF8))*"
+MAIL_ANY = r"MAIL FROM:<sender@example\.test>" + MAIL_PARAMS
 # MAIL when the server advertised no extension that takes a parameter
 MAIL_BARE = r"MAIL FROM:<sender@example\.test>"
 RCPT_ANY = r"RCPT TO:<[^<>\s]+>"
@@ -354,7 +356,7 @@ def local_names_qualified(t):
     """Bare local names get @myorigin: the recipient "root", the default
     envelope sender (the invoking user) and the From header made for it."""
     t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
-             expect(r"MAIL FROM:<%s@example\.test>" % re.escape(LOGIN)), send("250 2.1.0 Ok"),
+             expect(r"MAIL FROM:<%s@example\.test>" % re.escape(LOGIN) + MAIL_PARAMS), send("250 2.1.0 Ok"),
              expect(rcpt("root@example.test")), send("250 2.1.5 Ok"),
              expect("DATA"), send("354 go ahead"), expect_data(),
              send("250 2.0.0 Ok: queued as SCRIPTED")] + quit_and_close())
@@ -377,7 +379,7 @@ def cron_alias(t):
     and a comment) sends to admin@example.test, even though myorigin is not
     in mydestination, and adds From, Date and Message-ID."""
     t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
-             expect(r"MAIL FROM:<%s@example\.test>" % re.escape(LOGIN)), send("250 2.1.0 Ok"),
+             expect(r"MAIL FROM:<%s@example\.test>" % re.escape(LOGIN) + MAIL_PARAMS), send("250 2.1.0 Ok"),
              expect(rcpt("admin@example.test")), send("250 2.1.5 Ok"),
              expect("DATA"), send("354 go ahead"), expect_data(),
              send("250 2.0.0 Ok: queued as SCRIPTED")] + quit_and_close())
@@ -412,7 +414,7 @@ def generic_map_sender(t):
     alice@example.test in MAIL FROM, in the From hato adds, and in a
     Reply-To with a display name (kept); nothing else changes."""
     t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
-             expect(r"MAIL FROM:<alice@example\.test>"), send("250 2.1.0 Ok"),
+             expect(r"MAIL FROM:<alice@example\.test>" + MAIL_PARAMS), send("250 2.1.0 Ok"),
              expect(rcpt(R1)), send("250 2.1.5 Ok"),
              expect("DATA"), send("354 go ahead"), expect_data(),
              send("250 2.0.0 Ok: queued as SCRIPTED")] + quit_and_close())
@@ -1208,3 +1210,85 @@ def sasl_passwd_mode(t):
     t.exit_code(EX_CONFIG)
     t.stderr_has(t.path("sasl_passwd"))
     t.check(t.run.server.connections == 0, "client connected despite the config error")
+
+
+# -- extensions: CHUNKING, AUTH pipelined, SIZE, 8BITMIME, SMTPUTF8 --------------
+
+
+def one_group(t, verbs, what):
+    """The client lines starting with `verbs` all arrived in one read."""
+    group = [l for l in t.run.server.lines if l.text.upper().split(" ")[0] in verbs]
+    t.check(len(group) >= len(verbs) and len({l.chunk for l in group}) == 1,
+            "%s arrived in %d writes: %r" % (what, len({l.chunk for l in group}),
+                                             [(l.text.split(" ")[0], l.chunk) for l in group]))
+
+
+@scenario
+def chunking_one_write(t):
+    """STARTTLS, then AUTH PLAIN, MAIL, RCPT and the whole message as BDAT
+    LAST in a single write (RFC 4954 4 lets a one-step AUTH lead a group):
+    CRLF line ends, no dot-stuffing, no end-of-data line."""
+    t.serve(starttls_prelude("PIPELINING", "CHUNKING", "8BITMIME", "AUTH PLAIN")
+            + [auth(USER, PASSWORD, mechanisms=("PLAIN",)),
+               expect(MAIL_ANY), send("250 2.1.0 Ok"), expect(rcpt(R1)), send("250 2.1.5 Ok"),
+               expect_bdat(reply="250 2.0.0 Ok: queued as CHUNKED", last=True)]
+            + quit_and_close(), tls=True)
+    ca = t.ca()
+    t.sasl_config(USER, PASSWORD, smtp_tls_security_level="verify",
+                  smtp_tls_CAfile=ca + "/ca.crt")
+    msg = std_message(body=TRICKY_BODY)
+    t.hato(["-i", "-f", SENDER, R1], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.stderr_quiet()
+    one_group(t, ("AUTH", "MAIL", "RCPT", "BDAT"), "AUTH, MAIL, RCPT and BDAT")
+    no_dots = msg.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    body_is(t, no_dots if no_dots.endswith(b"\r\n") else no_dots + b"\r\n")
+
+
+@scenario
+def chunking_without_pipelining(t):
+    """CHUNKING without PIPELINING: MAIL, RCPT and BDAT each wait for the
+    reply before."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("CHUNKING", "8BITMIME"),
+             expect(MAIL_ANY), send("250 2.1.0 Ok"), expect(rcpt(R1)), send("250 2.1.5 Ok"),
+             expect_bdat(last=True)] + quit_and_close())
+    t.config()
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_OK)
+    chunks = [l.chunk for l in t.run.server.lines]
+    t.check(len(set(chunks)) == len(chunks), "commands sent without waiting for replies: %r"
+            % [(l.text, l.chunk) for l in t.run.server.lines])
+
+
+@scenario
+def smtputf8_address(t):
+    """A UTF-8 recipient to a server with SMTPUTF8: MAIL says SMTPUTF8 and
+    the address goes as UTF-8."""
+    addr = "\u03b4\u03bf\u03ba\u03b9\u03bc\u03ae@example.test"
+    wire = re.escape(addr.encode().decode("latin-1"))
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "8BITMIME", "SMTPUTF8"),
+             expect(MAIL_BARE + r".*\bSMTPUTF8\b.*"), send("250 2.1.0 Ok"),
+             expect("RCPT TO:<%s>" % wire), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go"), expect_data(), send("250 2.0.0 Ok")]
+            + quit_and_close())
+    t.config()
+    t.hato(["-f", SENDER, addr], std_message())
+    t.server_ok()
+    t.exit_code(EX_OK)
+
+
+@scenario
+def idn_domain_a_label(t):
+    """Without SMTPUTF8 a UTF-8 domain goes as its A-label (IDNA 2008)."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "8BITMIME"),
+             expect(MAIL_ANY), send("250 2.1.0 Ok"),
+             expect(r"RCPT TO:<user@xn--bcher-kva\.example>"), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go"), expect_data(), send("250 2.0.0 Ok")]
+            + quit_and_close())
+    t.config()
+    t.hato(["-f", SENDER, "user@b\u00fccher.example"], std_message())
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.no_command("MAIL FROM:<SENDER@EXAMPLE.TEST> SMTPUTF8")
