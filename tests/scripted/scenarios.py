@@ -556,6 +556,46 @@ def crlf_input(t):
     body_is(t, dot_stuff(msg))
 
 
+@scenario
+def queued_request(t):
+    """-N -R -V -B and the measured content are kept in the queue file
+    (docs/queue.md) and reach the later flush; -B 7BIT on an 8-bit body is
+    obeyed with a warning."""
+    t.serve([])  # -odq: nobody connects
+    t.config()
+    msg = message(b"From: Sender <sender@example.test>", b"To: rcpt1@example.test",
+                  b"Subject: caf\xc3\xa9", DATE, b"Message-ID: <scripted.q@client.example.test>",
+                  body=b"d\xc3\xa9j\xc3\xa0 vu\n")
+    t.hato(["-odq", "-N", "failure,delay", "-R", "hdrs", "-V", "ENV-1", "-B", "7BIT",
+            "-f", SENDER, R1], msg)
+    t.exit_code(EX_OK)
+    t.stderr_has("-B 7BIT", "8-bit bytes")
+    q = t.path(os.path.join("spool", "queue"))
+    names = [n for n in (os.listdir(q) if os.path.isdir(q) else []) if "." not in n]
+    if t.check(len(names) == 1, "expected one queued message in %s, found %s" % (q, names)):
+        with open(os.path.join(q, names[0]), "rb") as f:
+            text = f.read()
+        size = len(msg) + msg.count(b"\n")  # every LF goes out as CRLF
+        want = (b"notify failure,delay\nret hdrs\nenvid ENV-1\nbodytype 7BIT\n"
+                b"rcpt rcpt1@example.test\n"
+                b"content size=%020d body=8bit headers=8bit\nend\n" % size)
+        t.check(want in text, "queue file lacks %r:\n%r" % (want, text[:400]))
+    # The flush sends it: whatever parameters the library puts on MAIL and
+    # RCPT for these settings, the message goes.
+    t.serve([GREETING, expect(EHLO),
+             ehlo_reply("8BITMIME", "SMTPUTF8", "DSN", "SIZE 1000000"),
+             expect(r"MAIL FROM:<sender@example\.test>(?: [A-Z0-9]+(?:=\S+)?)*"),
+             send("250 2.1.0 Ok"),
+             expect(r"RCPT TO:<rcpt1@example\.test>(?: [A-Z]+=\S+)*"), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go ahead"), expect_data(),
+             send("250 2.0.0 Ok: queued as SCRIPTED")] + quit_and_close(), port=t.srv.port)
+    t.hato(["-q"], b"")
+    t.server_ok()
+    t.exit_code(EX_OK)
+    left = [n for n in (os.listdir(q) if os.path.isdir(q) else []) if "." not in n]
+    t.check(left == [], "the flush left %s in the queue" % left)
+
+
 # -- refusals and failures ------------------------------------------------------
 
 
