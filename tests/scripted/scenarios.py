@@ -1115,6 +1115,63 @@ def rcpt_all_refused_policy(t):
     t.no_command("DATA")
 
 
+# MAIL and RCPT with whatever DSN, BODY, SIZE parameters the library adds.
+MAIL_DSN = r"MAIL FROM:<sender@example\.test>(?: [A-Z0-9]+(?:=\S+)?)*"
+
+
+def rcpt_dsn(addr):
+    return r"RCPT TO:<%s>(?: [A-Z]+=\S+)*" % re.escape(addr)
+
+
+@scenario
+def bounce_notify_never(t):
+    """-N never: a refused recipient bounces (67) but no report goes to the
+    sender (RFC 3461 4.1); the maillog says why; the message is in failed/."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("ENHANCEDSTATUSCODES", "DSN"),
+             expect(MAIL_DSN), send("250 2.1.0 Ok"),
+             expect(rcpt_dsn(R1)), send("550 5.1.1 <rcpt1@example.test>: scripted no such user"),
+             expect_eof(allow_quit=True)])
+    t.config(maillog_file=t.path("maillog"))
+    t.hato(["-N", "never", "-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_NOUSER)
+    t.no_command("MAIL FROM:<>")
+    log = read_text(t, t.path("maillog"), "maillog_file")
+    t.check("sender asked for no failure notice (NOTIFY=NEVER): no non-delivery report" in log,
+            "maillog does not say why no report was sent: %r" % log)
+    failed = t.path(os.path.join("spool", "failed"))
+    t.check(any("." not in n for n in os.listdir(failed)) if os.path.isdir(failed) else False,
+            "the bounced message is not in %s" % failed)
+
+
+@scenario
+def bounce_dsn_fields(t):
+    """hato's own report for -N failure -R hdrs -V: Original-Envelope-Id,
+    Original-Recipient (hato gave the relay an ORCPT), headers only."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("ENHANCEDSTATUSCODES", "DSN"),
+             expect(MAIL_DSN), send("250 2.1.0 Ok"),
+             expect(rcpt_dsn(R1)), send("550 5.1.1 <rcpt1@example.test>: scripted no such user"),
+             expect("RSET"), send("250 2.0.0 Ok"),
+             expect(r"MAIL FROM:<>.*"), send("250 2.1.0 Ok"),
+             expect(rcpt_dsn(SENDER)), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go ahead"), expect_data(),
+             send("250 2.0.0 Ok: queued as REPORT")] + quit_and_close())
+    t.config()
+    t.hato(["-N", "failure", "-R", "hdrs", "-V", "ENV-7", "-f", SENDER, R1],
+           std_message(body=b"the body stays home\n"))
+    t.server_ok()
+    t.exit_code(EX_NOUSER)
+    msgs = t.run.server.messages
+    if t.check(len(msgs) == 1, "expected the report on the wire, got %d messages" % len(msgs)):
+        report = msgs[0].decode("utf-8", "replace").replace("\r\n", "\n")
+        for want in ("\nOriginal-Envelope-Id: ENV-7\nReporting-MTA: dns; client.example.test\n",
+                     "\nOriginal-Recipient: rfc822; rcpt1@example.test\n"
+                     "Final-Recipient: rfc822; rcpt1@example.test\n",
+                     "Content-Type: text/rfc822-headers\n"):
+            t.check(want in report, "the report lacks %r" % want)
+        t.check("the body stays home" not in report, "RET=HDRS, but the report holds the body")
+
+
 @scenario
 def data_451_after_dot(t):
     """451 after the final dot: temporary (75), server text shown."""
