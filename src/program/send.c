@@ -568,6 +568,9 @@ static int deliver(struct delivery *d, struct queue_entry *e, bool interactive,
         e->rcpts[i].fresh_bounce = false;
     if (report && interactive)
         say("a non-delivery report for message %s goes to <%s>", e->id, e->sender);
+    else if (fresh && interactive && e->sender[0] != '\0')
+        say("no non-delivery report for message %s, as -N asked; it is kept in %s/failed/",
+            e->id, d->q.dir);
 
     enum queue_status st;
     if (pending == 0 && !any_bounced) {

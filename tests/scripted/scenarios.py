@@ -1135,6 +1135,7 @@ def bounce_notify_never(t):
     t.hato(["-N", "never", "-f", SENDER, R1], std_message())
     t.server_ok()
     t.exit_code(EX_NOUSER)
+    t.stderr_has("no non-delivery report", "as -N asked")
     t.no_command("MAIL FROM:<>")
     log = read_text(t, t.path("maillog"), "maillog_file")
     t.check("sender asked for no failure notice (NOTIFY=NEVER): no non-delivery report" in log,
