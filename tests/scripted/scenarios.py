@@ -558,6 +558,46 @@ def crlf_input(t):
     body_is(t, dot_stuff(msg))
 
 
+@scenario
+def queued_request(t):
+    """-N -R -V -B and the measured content are kept in the queue file
+    (docs/queue.md) and reach the later flush; -B 7BIT on an 8-bit body is
+    obeyed with a warning."""
+    t.serve([])  # -odq: nobody connects
+    t.config()
+    msg = message(b"From: Sender <sender@example.test>", b"To: rcpt1@example.test",
+                  b"Subject: caf\xc3\xa9", DATE, b"Message-ID: <scripted.q@client.example.test>",
+                  body=b"d\xc3\xa9j\xc3\xa0 vu\n")
+    t.hato(["-odq", "-N", "failure,delay", "-R", "hdrs", "-V", "ENV-1", "-B", "7BIT",
+            "-f", SENDER, R1], msg)
+    t.exit_code(EX_OK)
+    t.stderr_has("-B 7BIT", "8-bit bytes")
+    q = t.path(os.path.join("spool", "queue"))
+    names = [n for n in (os.listdir(q) if os.path.isdir(q) else []) if "." not in n]
+    if t.check(len(names) == 1, "expected one queued message in %s, found %s" % (q, names)):
+        with open(os.path.join(q, names[0]), "rb") as f:
+            text = f.read()
+        size = len(msg) + msg.count(b"\n")  # every LF goes out as CRLF
+        want = (b"notify failure,delay\nret hdrs\nenvid ENV-1\nbodytype 7BIT\n"
+                b"rcpt rcpt1@example.test\n"
+                b"content size=%020d body=8bit headers=8bit\nend\n" % size)
+        t.check(want in text, "queue file lacks %r:\n%r" % (want, text[:400]))
+    # The flush sends it: whatever parameters the library puts on MAIL and
+    # RCPT for these settings, the message goes.
+    t.serve([GREETING, expect(EHLO),
+             ehlo_reply("8BITMIME", "SMTPUTF8", "DSN", "SIZE 1000000"),
+             expect(r"MAIL FROM:<sender@example\.test>(?: [A-Z0-9]+(?:=\S+)?)*"),
+             send("250 2.1.0 Ok"),
+             expect(r"RCPT TO:<rcpt1@example\.test>(?: [A-Z]+=\S+)*"), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go ahead"), expect_data(),
+             send("250 2.0.0 Ok: queued as SCRIPTED")] + quit_and_close(), port=t.srv.port)
+    t.hato(["-q"], b"")
+    t.server_ok()
+    t.exit_code(EX_OK)
+    left = [n for n in (os.listdir(q) if os.path.isdir(q) else []) if "." not in n]
+    t.check(left == [], "the flush left %s in the queue" % left)
+
+
 # -- refusals and failures ------------------------------------------------------
 
 
@@ -1075,6 +1115,64 @@ def rcpt_all_refused_policy(t):
     t.exit_code(EX_UNAVAILABLE)
     t.stderr_has(R1, "Relay access denied")
     t.no_command("DATA")
+
+
+# MAIL and RCPT with whatever DSN, BODY, SIZE parameters the library adds.
+MAIL_DSN = r"MAIL FROM:<sender@example\.test>(?: [A-Z0-9]+(?:=\S+)?)*"
+
+
+def rcpt_dsn(addr):
+    return r"RCPT TO:<%s>(?: [A-Z]+=\S+)*" % re.escape(addr)
+
+
+@scenario
+def bounce_notify_never(t):
+    """-N never: a refused recipient bounces (67) but no report goes to the
+    sender (RFC 3461 4.1); the maillog says why; the message is in failed/."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("ENHANCEDSTATUSCODES", "DSN"),
+             expect(MAIL_DSN), send("250 2.1.0 Ok"),
+             expect(rcpt_dsn(R1)), send("550 5.1.1 <rcpt1@example.test>: scripted no such user"),
+             expect_eof(allow_quit=True)])
+    t.config(maillog_file=t.path("maillog"))
+    t.hato(["-N", "never", "-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_NOUSER)
+    t.stderr_has("no non-delivery report", "as -N asked")
+    t.no_command("MAIL FROM:<>")
+    log = read_text(t, t.path("maillog"), "maillog_file")
+    t.check("sender asked for no failure notice (NOTIFY=NEVER): no non-delivery report" in log,
+            "maillog does not say why no report was sent: %r" % log)
+    failed = t.path(os.path.join("spool", "failed"))
+    t.check(any("." not in n for n in os.listdir(failed)) if os.path.isdir(failed) else False,
+            "the bounced message is not in %s" % failed)
+
+
+@scenario
+def bounce_dsn_fields(t):
+    """hato's own report for -N failure -R hdrs -V: Original-Envelope-Id,
+    Original-Recipient (hato gave the relay an ORCPT), headers only."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("ENHANCEDSTATUSCODES", "DSN"),
+             expect(MAIL_DSN), send("250 2.1.0 Ok"),
+             expect(rcpt_dsn(R1)), send("550 5.1.1 <rcpt1@example.test>: scripted no such user"),
+             expect("RSET"), send("250 2.0.0 Ok"),
+             expect(r"MAIL FROM:<>.*"), send("250 2.1.0 Ok"),
+             expect(rcpt_dsn(SENDER)), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go ahead"), expect_data(),
+             send("250 2.0.0 Ok: queued as REPORT")] + quit_and_close())
+    t.config()
+    t.hato(["-N", "failure", "-R", "hdrs", "-V", "ENV-7", "-f", SENDER, R1],
+           std_message(body=b"the body stays home\n"))
+    t.server_ok()
+    t.exit_code(EX_NOUSER)
+    msgs = t.run.server.messages
+    if t.check(len(msgs) == 1, "expected the report on the wire, got %d messages" % len(msgs)):
+        report = msgs[0].decode("utf-8", "replace").replace("\r\n", "\n")
+        for want in ("\nOriginal-Envelope-Id: ENV-7\nReporting-MTA: dns; client.example.test\n",
+                     "\nOriginal-Recipient: rfc822; rcpt1@example.test\n"
+                     "Final-Recipient: rfc822; rcpt1@example.test\n",
+                     "Content-Type: text/rfc822-headers\n"):
+            t.check(want in report, "the report lacks %r" % want)
+        t.check("the body stays home" not in report, "RET=HDRS, but the report holds the body")
 
 
 @scenario
