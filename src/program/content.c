@@ -60,6 +60,11 @@ void content_decide(const struct queue_entry *e, bool smtputf8_enable,
     /* A file from before the scan: the library's own default, as then. */
     if (out->body == HATO_BODY_AUTO && e->scanned)
         out->body = e->body_8bit ? HATO_BODY_8BITMIME : HATO_BODY_7BIT;
+    /* -B 7BIT on 8-bit content: what the body holds is declared, not what
+     * was said of it (RFC 6152 forbids 8-bit bytes undeclared, and the
+     * library refuses to send them so). */
+    if (out->body == HATO_BODY_7BIT && e->scanned && e->body_8bit)
+        out->body = HATO_BODY_8BITMIME;
     out->size_known = e->scanned;
     out->size = e->wire_size;
     out->smtputf8 = e->scanned && e->header_8bit && smtputf8_enable;
@@ -91,7 +96,7 @@ void content_explain(const struct queue_entry *e, hato_code rc, char *out, size_
     if (e->body_request == HATO_BODY_8BITMIME && !e->body_8bit)
         add_need(out, size, &k, "8BITMIME (asked for with -B 8BITMIME, though the body is "
                                 "7-bit: leave -B out)");
-    else if (e->body_request != HATO_BODY_7BIT && e->body_8bit)
+    else if (e->body_8bit)
         add_need(out, size, &k, "8BITMIME (its body holds 8-bit bytes: send it MIME-encoded, "
                                 "as quoted-printable or base64)");
     if (e->header_8bit)

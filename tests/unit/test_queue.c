@@ -302,10 +302,12 @@ static void test_decide(void)
     content_decide(&e, false, &cd); /* smtputf8_enable = no */
     CHECK(!cd.smtputf8);
 
-    e.body_request = HATO_BODY_7BIT; /* -B wins over the scan */
+    e.body_request = HATO_BODY_7BIT; /* -B 7BIT cannot hide 8-bit bytes */
     content_decide(&e, true, &cd);
-    CHECK_INT(cd.body, HATO_BODY_7BIT);
+    CHECK_INT(cd.body, HATO_BODY_8BITMIME);
     e.body_8bit = false;
+    content_decide(&e, true, &cd); /* ... and is kept for 7-bit ones */
+    CHECK_INT(cd.body, HATO_BODY_7BIT);
     e.body_request = HATO_BODY_8BITMIME;
     content_decide(&e, true, &cd);
     CHECK_INT(cd.body, HATO_BODY_8BITMIME);
