@@ -284,10 +284,11 @@ HATO_EXPORT hato_code hato_options_set_log(hato_options *o, hato_log_fn fn, void
  * tries o's relay, then each fallback in the order added, and moves on
  * only while nothing of the message can have been delivered: the relay
  * (every MX host of it) could not be resolved or reached, or the
- * connection failed before any recipient was answered -- a 4xx reply
- * (greeting, EHLO, MAIL), TLS, authentication, a timeout, a dropped
- * connection or a protocol error.  The text only goes after every RCPT
- * reply and the 354, so a message is never sent twice.  A 5xx reply, an
+ * connection failed before any recipient was answered and before any of
+ * the content was taken from the message (with CHUNKING the first BDAT
+ * chunk goes out with MAIL and RCPT) -- a 4xx reply (greeting, EHLO,
+ * MAIL), TLS, authentication, a timeout, a dropped connection or a
+ * protocol error -- so a message is never sent twice.  A 5xx reply, an
  * error in the message itself or a null MX ends the send at once.  When
  * every relay failed, hato_client_error() carries the last one's code
  * and a message naming each relay's failure.  hato_client_peer() names

@@ -46,16 +46,35 @@ static void note(route_log *r, const hato_error *e)
     r->attempts++;
 }
 
+/* Watches the message's reader during one session: whether any content
+ * was pulled from it. */
+typedef struct pull_watch {
+    hato_read_fn fn;   /* the caller's reader, borrowed */
+    void *user;
+    bool pulled;
+} pull_watch;
+
+static ptrdiff_t watched_read(void *user, char *out, size_t cap)
+{
+    pull_watch *w = user;
+    w->pulled = true;
+    return w->fn(w->user, out, cap);
+}
+
 /* Whether a failed session leaves room for another host: nothing of the
  * message can have been delivered, and another server may do better.
- * The text goes only after every RCPT was answered and DATA got its 354,
- * so "no recipient answered" guarantees nothing was delivered.  What
- * moves on follows Postfix's choice of trying the next MX host or
- * fallback relay: unreachable, 4xx, TLS, authentication, a dead or
- * broken connection.  A 5xx, or a fault of the message or of this host,
- * would be the same anywhere. */
-static bool worth_another(const hato_error *e, hato_message *m)
+ * Content leaves the message only when it is about to be written: after
+ * the 354 to DATA, or with the first BDAT chunk, which CHUNKING sends
+ * pipelined with MAIL and RCPT before any reply.  So a session that
+ * pulled no content, and had no recipient answered, cannot have
+ * delivered anything.  What moves on follows Postfix's choice of trying
+ * the next MX host or fallback relay: unreachable, 4xx, TLS,
+ * authentication, a dead or broken connection.  A 5xx, or a fault of the
+ * message or of this host, would be the same anywhere. */
+static bool worth_another(const hato_error *e, hato_message *m, bool content_pulled)
 {
+    if (content_pulled)
+        return false;
     if (hato_message_recipient_count(m) > 0 && hato_message_recipient_reply(m, 0, NULL, NULL) != 0)
         return false;
     if (hato_message_data_reply(m, NULL, NULL) != 0)
@@ -141,9 +160,21 @@ static bool try_host(hato_client *c, hato_message *m, const hato_options *r, siz
         *code = client_fail(c, &e);
         return true;
     }
+    /* The reader is watched for this session only (after it, an idle
+     * session no longer touches the message). */
+    pull_watch watch = {m->reader, m->reader_user, false};
+    if (m->reader != NULL) {
+        m->reader = watched_read;
+        m->reader_user = &watch;
+    }
     client_drive(s, fd);
+    if (watch.fn != NULL) {
+        m->reader = watch.fn;
+        m->reader_user = watch.user;
+    }
+    bool pulled = watch.fn != NULL ? watch.pulled : m->content_pos > 0;
     const hato_error *se = hato_session_error(s);
-    if (se == NULL || last || !worth_another(se, m)) {
+    if (se == NULL || last || !worth_another(se, m, pulled)) {
         bool earlier = se != NULL && rl->attempts > 0;
         if (earlier)
             note(rl, se);

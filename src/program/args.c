@@ -268,7 +268,13 @@ static int apply(struct args *a, char c, const char *arg, char *err, size_t errl
         } else if (strcasecmp(arg, "8BITMIME") == 0) {
             a->body = ARGS_BODY_8BITMIME;
         } else {
-            snprintf(err, errlen, "option -B %s: use 7BIT or 8BITMIME", arg);
+            /* BINARYMIME needs the content byte for byte (RFC 3030); hato,
+             * like sendmail and Postfix, sends lines ending in CRLF. */
+            snprintf(err, errlen, "option -B %s: use 7BIT or 8BITMIME%s", arg,
+                     strcasecmp(arg, "BINARYMIME") == 0
+                         ? " (BINARYMIME is not offered: hato, as sendmail and Postfix, sends "
+                           "text lines; send binary data MIME-encoded)"
+                         : "");
             return -1;
         }
         return 0;

@@ -122,6 +122,8 @@ static const struct known {
     {"bounce_queue_lifetime", "5d"},
     {"hato_user_queue_limit", "100"},
     {"hato_user_queue_size_limit", "104857600"},
+    /* The message's content (content.c). */
+    {"smtputf8_enable", "yes"},
     /* LAN submission, hato -bs.  Not Postfix's mynetworks_style default
      * (every subnet of every interface): loopback only until the admin
      * names the LAN.  smtpd_client_message_rate_limit is per connection
@@ -1295,7 +1297,7 @@ static enum config_status queue_values(struct parser *p)
         if (st != CONFIG_OK)
             return st;
     }
-    return CONFIG_OK;
+    return get_bool(p, "smtputf8_enable", &c->smtputf8_enable);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1611,6 +1613,7 @@ static void init(struct config *c)
     memset(c, 0, sizeof *c);
     c->tls_level = HATO_TLS_VERIFY;
     c->auth_soft_bounce = true;
+    c->smtputf8_enable = true;
     c->sasl_plain = HATO_SASL_NOPLAINTEXT | HATO_SASL_NOANONYMOUS;
     c->sasl_tls = HATO_SASL_NOPLAINTEXT | HATO_SASL_NOANONYMOUS;
     c->tls_min_version = HATO_TLS_V1_2;

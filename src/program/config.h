@@ -138,6 +138,9 @@ struct config {
      * 0 is no limit. */
     unsigned long user_queue_limit;             /* hato_user_queue_limit, messages */
     unsigned long long user_queue_size_limit;   /* hato_user_queue_size_limit, bytes */
+    /* smtputf8_enable: a message whose header section holds UTF-8 asks
+     * the relay for SMTPUTF8 (RFC 6531); "no" sends it undeclared. */
+    bool smtputf8_enable;
 
     /* LAN submission, hato -bs (docs/lan.md). */
     struct config_network *mynetworks; /* who may submit over the network */

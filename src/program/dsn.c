@@ -71,6 +71,48 @@ static bool is_smtp_reply(const char *s)
            s[2] >= '0' && s[2] <= '9' && (s[3] == ' ' || s[3] == '\0');
 }
 
+bool dsn_failure_wanted(const struct queue_entry *e)
+{
+    return e->dsn_notify == 0 || (e->dsn_notify & HATO_DSN_FAILURE) != 0;
+}
+
+/* hato hands the relay an ORCPT for every recipient exactly when the
+ * sender asked for a DSN (send.c); its own report then carries the same
+ * Original-Recipient, and never otherwise (RFC 3461 section 6.3 (c)). */
+static bool orcpt_supplied(const struct queue_entry *e)
+{
+    return e->dsn_notify != 0 || e->dsn_ret != HATO_DSN_RET_DEFAULT || e->dsn_envid[0] != '\0';
+}
+
+/* RET=FULL is honoured when the whole message is small and 7-bit: the
+ * report is declared 7bit, and a message/rfc822 part may not hold 8-bit
+ * bytes in it (RFC 2046 section 5.2.1). */
+static bool return_full(const struct queue_entry *e)
+{
+    return e->dsn_ret == HATO_DSN_RET_FULL && e->scanned && !e->body_8bit && !e->header_8bit &&
+           e->size <= (off_t)DSN_MAX_FULL;
+}
+
+/* The whole message, line ends as LF, for RET=FULL. */
+static int read_message(const struct queue_entry *e, struct text_buf *b)
+{
+    char buf[8192];
+    off_t off = e->body_offset, end = e->body_offset + e->size;
+    while (off < end) {
+        size_t want = (size_t)(end - off) < sizeof buf ? (size_t)(end - off) : sizeof buf;
+        ssize_t r = pread(e->fd, buf, want, off);
+        if (r <= 0)
+            return -1;
+        for (ssize_t i = 0; i < r; i++)
+            if (buf[i] != '\r')
+                text_buf_add(b, &buf[i], 1);
+        off += r;
+    }
+    if (b->len > 0 && b->s[b->len - 1] != '\n')
+        add(b, "\n");
+    return 0;
+}
+
 /* The original header section, up to its empty line or DSN_MAX_HEADERS. */
 static int read_headers(const struct queue_entry *e, struct text_buf *b)
 {
@@ -152,7 +194,16 @@ int dsn_build(const struct dsn_input *in, char **out, size_t *len)
                 "gives up.  The last error for each recipient follows.\n");
     else
         add(&b, "Your message could not be delivered to one or more recipients: the relay\n"
-                "refused them permanently.  It is attached below (headers only).\n");
+                "refused them permanently, or cannot take the message as it is.\n");
+    bool full = return_full(e);
+    if (full)
+        add(&b, "It is attached below.\n");
+    else if (e->dsn_ret == HATO_DSN_RET_FULL)
+        addf(&b, "Its headers are attached below; the whole message was asked for, but it is\n"
+                 "larger than %u bytes or holds 8-bit data, which this report does not carry.\n",
+             DSN_MAX_FULL);
+    else
+        add(&b, "Its headers are attached below.\n");
     addf(&b, "The queue id of the message was %s.\n\n", e->id);
     for (size_t i = 0; i < e->nrcpts; i++) {
         const struct queue_rcpt *r = &e->rcpts[i];
@@ -172,6 +223,8 @@ int dsn_build(const struct dsn_input *in, char **out, size_t *len)
     addf(&b, "--%s\n", boundary);
     add(&b, "Content-Description: Delivery report\n"
             "Content-Type: message/delivery-status\n\n");
+    if (e->dsn_envid[0] != '\0') /* RFC 3464 2.2.1: first, as the sender gave it */
+        addf(&b, "Original-Envelope-Id: %s\n", e->dsn_envid);
     addf(&b, "Reporting-MTA: dns; %s\n", in->myhostname);
     addf(&b, "X-Hato-Queue-ID: %s\n", e->id);
     if (e->sender[0] != '\0')
@@ -186,7 +239,10 @@ int dsn_build(const struct dsn_input *in, char **out, size_t *len)
         const char *reason = r->reply ? r->reply : e->error ? e->error : "no reason recorded";
         clean(why, sizeof why, reason);
         const char *status = r->dsn[0] ? r->dsn : in->expired ? "4.4.7" : "5.0.0";
-        addf(&b, "\nFinal-Recipient: rfc822; %s\n", a);
+        add(&b, "\n");
+        if (orcpt_supplied(e)) /* RFC 3464 2.3.1: the ORCPT the relay was given */
+            addf(&b, "Original-Recipient: rfc822; %s\n", a);
+        addf(&b, "Final-Recipient: rfc822; %s\n", a);
         add(&b, "Action: failed\n");
         addf(&b, "Status: %s\n", status);
         if (in->relay != NULL) {
@@ -201,11 +257,16 @@ int dsn_build(const struct dsn_input *in, char **out, size_t *len)
     }
     add(&b, "\n");
 
-    /* 3: the original header section (RFC 6522 text/rfc822-headers). */
+    /* 3: the message (RET=FULL) or its header section (RFC 6522
+     * text/rfc822-headers: RET=HDRS, and the default). */
     addf(&b, "--%s\n", boundary);
-    add(&b, "Content-Description: Undelivered Message Headers\n"
-            "Content-Type: text/rfc822-headers\n\n");
-    if (read_headers(e, &b) != 0) {
+    if (full)
+        add(&b, "Content-Description: Undelivered Message\n"
+                "Content-Type: message/rfc822\n\n");
+    else
+        add(&b, "Content-Description: Undelivered Message Headers\n"
+                "Content-Type: text/rfc822-headers\n\n");
+    if ((full ? read_message(e, &b) : read_headers(e, &b)) != 0) {
         free(b.s);
         return -1;
     }

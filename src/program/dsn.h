@@ -26,9 +26,20 @@ struct dsn_input {
     time_t now;
 };
 
+/* A returned message (RET=FULL) is whole up to this size, as Postfix's
+ * bounce_size_limit default; a larger one returns its headers only. */
+#define DSN_MAX_FULL 50000u
+
+/* Whether e's sender wants a report on failure: yes unless -N was given
+ * without "failure" (NOTIFY=NEVER included), RFC 3461 section 4.1. */
+bool dsn_failure_wanted(const struct queue_entry *e);
+
 /* Builds the report as a complete message (LF line ends) in *out (malloc'd,
  * owned by the caller), its length in *len.  Reads the original header
- * section from e->fd.  Returns 0, or -1 when out of memory or the file
+ * section (or with RET=FULL the whole message) from e->fd.  Honours the
+ * sender's DSN request (RFC 3461 section 6.3): Original-Envelope-Id for
+ * an ENVID, and Original-Recipient for each recipient when hato gave the
+ * relay an ORCPT (it does whenever the sender asked for a DSN).  Returns 0, or -1 when out of memory or the file
  * cannot be read. */
 int dsn_build(const struct dsn_input *in, char **out, size_t *len);
 

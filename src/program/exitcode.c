@@ -39,7 +39,18 @@ static const struct rule {
     {HATO_E_RECIPIENTS, EX_TEMPFAIL, EX_UNAVAILABLE, "4.0.0", "5.0.0"},
     {HATO_E_BODY, EX_IOERR, EX_IOERR, "4.3.0", "4.3.0"},
     {HATO_E_CONFIG, EX_CONFIG, EX_CONFIG, "4.3.5", "4.3.5"},
+    /* The message cannot pass this relay as it is: the data is the cause,
+     * as sendmail's own "554 5.6.3 Cannot send 8-bit data to 7-bit
+     * destination" exits EX_DATAERR; a retry would fail the same way.
+     * RFC 3463 X.3.4 (too big for the system), X.6.3 (conversion
+     * required but not supported). */
+    {HATO_E_TOO_BIG, EX_TEMPFAIL, EX_DATAERR, "4.3.4", "5.3.4"},
+    {HATO_E_EXTENSION, EX_TEMPFAIL, EX_DATAERR, "4.6.3", "5.6.3"},
 };
+
+/* Failures that are final without a 5xx from the server: the library
+ * found before sending that this relay cannot take the message. */
+static const hato_code final_without_reply[] = {HATO_E_TOO_BIG, HATO_E_EXTENSION};
 
 static const struct rule *find(hato_code code)
 {
@@ -59,6 +70,17 @@ int exitcode_for_error(hato_code code, bool temporary, bool soft_bounce)
     if (r == NULL) /* a code newer than this program */
         return temporary ? EX_TEMPFAIL : EX_UNAVAILABLE;
     return temporary ? r->temporary : r->permanent;
+}
+
+bool exitcode_bounces(hato_code code, bool temporary, int reply_code)
+{
+    if (reply_code >= 500)
+        return true;
+    for (size_t i = 0; !temporary && i < sizeof final_without_reply / sizeof final_without_reply[0];
+         i++)
+        if (final_without_reply[i] == code)
+            return true;
+    return false;
 }
 
 /* RFC 3463 X.1.1 (bad mailbox), X.1.2 (bad system), X.1.3, X.1.6

@@ -13,6 +13,11 @@
  * smtp_sasl_auth_soft_bounce. */
 int exitcode_for_error(hato_code code, bool temporary, bool soft_bounce);
 
+/* Whether a failed send bounces (instead of waiting in the queue): the
+ * server's permanent reply (5xx), or a permanent HATO_E_TOO_BIG or
+ * HATO_E_EXTENSION, which the library decides before sending. */
+bool exitcode_bounces(hato_code code, bool temporary, int reply_code);
+
 /* The exit status for refused recipients, given their reply codes and
  * enhanced codes: EX_TEMPFAIL when any refusal was 4xx... see exitcode.c.
  * Used both when every recipient was refused and when only some were. */

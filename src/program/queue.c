@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "content.h"
 #include "privilege.h"
 
 #define ENVELOPE_MAGIC "hato-queue 1"
@@ -256,6 +257,128 @@ void queue_entry_free(struct queue_entry *e)
     e->fd = -1;
 }
 
+/* ------------------------------------------------------------------ */
+/* The sender's request and the content line (docs/queue.md)           */
+
+static bool printable_word(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s < 33 || (unsigned char)*s > 126)
+            return false;
+    return true;
+}
+
+static const struct {
+    unsigned bit;
+    const char *word;
+} notify_words[] = {
+    {HATO_DSN_NEVER, "never"},
+    {HATO_DSN_SUCCESS, "success"},
+    {HATO_DSN_FAILURE, "failure"},
+    {HATO_DSN_DELAY, "delay"},
+};
+
+/* The request's envelope lines into buf; their length, or -1 when they
+ * cannot be written (a bad envid; err says so). */
+static int format_request(char *buf, size_t cap, const struct queue_request *req, char *err,
+                          size_t errlen)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    if (req == NULL)
+        return 0;
+    if (req->envid != NULL && (req->envid[0] == '\0' || strlen(req->envid) > QUEUE_MAX_ENVID ||
+                               !printable_word(req->envid))) {
+        snprintf(err, errlen, "envelope id %.120s cannot be queued: it must be 1 to %d printable "
+                 "ASCII characters (RFC 3461)", req->envid, QUEUE_MAX_ENVID);
+        return -1;
+    }
+    if (req->notify != 0) {
+        k += (size_t)snprintf(buf + k, cap - k, "notify");
+        const char *sep = " ";
+        for (size_t i = 0; i < sizeof notify_words / sizeof notify_words[0]; i++) {
+            if (req->notify & notify_words[i].bit) {
+                k += (size_t)snprintf(buf + k, cap - k, "%s%s", sep, notify_words[i].word);
+                sep = ",";
+            }
+        }
+        k += (size_t)snprintf(buf + k, cap - k, "\n");
+    }
+    if (req->ret != HATO_DSN_RET_DEFAULT)
+        k += (size_t)snprintf(buf + k, cap - k, "ret %s\n",
+                              req->ret == HATO_DSN_RET_HDRS ? "hdrs" : "full");
+    if (req->envid != NULL)
+        k += (size_t)snprintf(buf + k, cap - k, "envid %s\n", req->envid);
+    if (req->body == HATO_BODY_7BIT || req->body == HATO_BODY_8BITMIME)
+        k += (size_t)snprintf(buf + k, cap - k, "bodytype %s\n",
+                              req->body == HATO_BODY_7BIT ? "7BIT" : "8BITMIME");
+    if (req->requiretls)
+        k += (size_t)snprintf(buf + k, cap - k, "requiretls yes\n");
+    return (int)k;
+}
+
+/* The content line has one length whatever it says: it is written as a
+ * placeholder before the message and overwritten in place once the
+ * message has streamed through (before the fsync and the commit). */
+#define CONTENT_FORMAT "content size=%020llu body=%s headers=%s\n"
+
+static int format_content(char *buf, size_t cap, const struct content_scan *s)
+{
+    return snprintf(buf, cap, CONTENT_FORMAT, s->wire_size, s->body_8bit ? "8bit" : "7bit",
+                    s->header_8bit ? "8bit" : "7bit");
+}
+
+static void parse_notify(struct queue_entry *e, const char *v)
+{
+    while (*v != '\0') {
+        size_t n = strcspn(v, ",");
+        for (size_t i = 0; i < sizeof notify_words / sizeof notify_words[0]; i++)
+            if (strlen(notify_words[i].word) == n && strncmp(v, notify_words[i].word, n) == 0)
+                e->dsn_notify |= notify_words[i].bit;
+        v += n;
+        if (*v == ',')
+            v++;
+    }
+}
+
+static void parse_content(struct queue_entry *e, const char *v)
+{
+    unsigned long long size;
+    char body[8], headers[8];
+    if (sscanf(v, "size=%llu body=%7s headers=%7s", &size, body, headers) != 3)
+        return; /* not measured: delivered as hato 0.3 did */
+    e->scanned = true;
+    e->wire_size = size;
+    e->body_8bit = strcmp(body, "8bit") == 0;
+    e->header_8bit = strcmp(headers, "8bit") == 0;
+}
+
+/* One envelope line of the request or the content; false when unknown. */
+static bool parse_request_line(struct queue_entry *e, const char *line)
+{
+    if (strncmp(line, "notify ", 7) == 0) {
+        parse_notify(e, line + 7);
+    } else if (strncmp(line, "ret ", 4) == 0) {
+        e->dsn_ret = strcmp(line + 4, "hdrs") == 0   ? HATO_DSN_RET_HDRS
+                     : strcmp(line + 4, "full") == 0 ? HATO_DSN_RET_FULL
+                                                     : HATO_DSN_RET_DEFAULT;
+    } else if (strncmp(line, "envid ", 6) == 0) {
+        if (strlen(line + 6) <= QUEUE_MAX_ENVID && printable_word(line + 6))
+            snprintf(e->dsn_envid, sizeof e->dsn_envid, "%s", line + 6);
+    } else if (strncmp(line, "bodytype ", 9) == 0) {
+        e->body_request = strcmp(line + 9, "7BIT") == 0       ? HATO_BODY_7BIT
+                          : strcmp(line + 9, "8BITMIME") == 0 ? HATO_BODY_8BITMIME
+                                                              : HATO_BODY_AUTO;
+    } else if (strcmp(line, "requiretls yes") == 0) {
+        e->requiretls = true;
+    } else if (strncmp(line, "content ", 8) == 0) {
+        parse_content(e, line + 8);
+    } else {
+        return false;
+    }
+    return true;
+}
+
 static int add_entry_rcpt(struct queue_entry *e, const char *address, size_t *cap)
 {
     if (e->nrcpts == *cap) {
@@ -326,7 +449,9 @@ static enum queue_status read_envelope(struct queue_entry *e, char *err, size_t 
             }
         } else if (strcmp(line, "end") == 0) {
             ended = true;
-        } /* unknown lines: from a newer hato, ignored */
+        } else {
+            parse_request_line(e, line); /* unknown lines: from a newer hato, ignored */
+        }
     }
     free(line);
     fclose(f);
@@ -540,15 +665,18 @@ static enum queue_status check_share(struct queue_spool *q, unsigned long long *
 
 enum queue_status queue_write(struct queue_spool *q, const char *sender,
                               const char *const *rcpts, size_t nrcpts, long uid,
+                              const struct queue_request *req,
                               ptrdiff_t (*read_fn)(void *user, char *buf, size_t cap),
                               void *user, struct queue_entry *e, bool *read_failed,
                               char *err, size_t errlen)
 {
-    char tmp[4096], dst[4096], id[QUEUE_ID_LEN + 1];
+    char tmp[4096], dst[4096], id[QUEUE_ID_LEN + 1], request[512], content[128];
     int fd = -1;
     enum queue_status st = QUEUE_ERR;
     char *buf = NULL;
     struct timespec now;
+    struct content_scan scan;
+    off_t content_at = 0;
 
     *read_failed = false;
     memset(e, 0, sizeof *e);
@@ -564,6 +692,9 @@ enum queue_status queue_write(struct queue_spool *q, const char *sender,
             return QUEUE_ERR;
         }
     }
+    int request_len = format_request(request, sizeof request, req, err, errlen);
+    if (request_len < 0)
+        return QUEUE_ERR;
     if (privilege_raise() != 0) {
         snprintf(err, errlen, "cannot raise the spool group for %s: %s", q->dir, strerror(errno));
         return QUEUE_ERR;
@@ -616,14 +747,19 @@ enum queue_status queue_write(struct queue_spool *q, const char *sender,
     }
     int k = snprintf(buf, QUEUE_MAX_LINE, "%s\narrival %lld.%06ld\nuid %ld\nsender %s\n",
                      ENVELOPE_MAGIC, (long long)now.tv_sec, now.tv_nsec / 1000, uid, sender);
-    if (k < 0 || k >= QUEUE_MAX_LINE || write_all(fd, buf, (size_t)k) != 0)
+    if (k < 0 || k >= QUEUE_MAX_LINE || write_all(fd, buf, (size_t)k) != 0 ||
+        write_all(fd, request, (size_t)request_len) != 0)
         goto write_error;
+    content_at = (off_t)k + request_len;
     for (size_t i = 0; i < nrcpts; i++) {
         k = snprintf(buf, QUEUE_MAX_LINE, "rcpt %s\n", rcpts[i]);
         if (k < 0 || k >= QUEUE_MAX_LINE || write_all(fd, buf, (size_t)k) != 0)
             goto write_error;
+        content_at += k;
     }
-    if (write_all(fd, "end\n", 4) != 0)
+    content_scan_init(&scan);
+    k = format_content(content, sizeof content, &scan);
+    if (write_all(fd, content, (size_t)k) != 0 || write_all(fd, "end\n", 4) != 0)
         goto write_error;
     for (;;) {
         ptrdiff_t r = read_fn(user, buf, QUEUE_MAX_LINE);
@@ -644,8 +780,11 @@ enum queue_status queue_write(struct queue_spool *q, const char *sender,
         }
         if (write_all(fd, buf, (size_t)r) != 0)
             goto write_error;
+        content_scan_feed(&scan, buf, (size_t)r);
     }
-    if (fsync(fd) != 0)
+    content_scan_finish(&scan);
+    k = format_content(content, sizeof content, &scan);
+    if (pwrite(fd, content, (size_t)k, content_at) != k || fsync(fd) != 0)
         goto write_error;
 
     if (privilege_raise() != 0) {

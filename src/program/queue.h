@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "hato.h"
+
 /* Ids: 8 hex digits of seconds, 5 of microseconds, 2 random: sortable by
  * arrival, file-name safe, and the same 15 characters the maillog shows. */
 #define QUEUE_ID_LEN 15
@@ -49,6 +51,19 @@ struct queue_rcpt {
     char dsn[16];               /* RFC 3463 code of the last outcome, or "" */
     char *reply;                /* owned; last reply or error text, or NULL */
     bool fresh_bounce;          /* bounced in this run, not yet reported */
+};
+
+/* RFC 3461 section 4.4: an ENVID is at most 100 characters. */
+#define QUEUE_MAX_ENVID 100
+
+/* What the sender asked of the relay for one message (sendmail -N, -R,
+ * -V, -B), kept in the envelope so that every attempt asks the same. */
+struct queue_request {
+    unsigned notify;            /* HATO_DSN_* bits; 0: not asked */
+    hato_dsn_ret ret;           /* HATO_DSN_RET_DEFAULT: not asked */
+    const char *envid;          /* borrowed; NULL or printable ASCII */
+    hato_body body;             /* -B; HATO_BODY_AUTO: decided by the content */
+    bool requiretls;            /* RFC 8689 */
 };
 
 struct queue_spool {
@@ -81,6 +96,19 @@ struct queue_entry {
     off_t body_offset;          /* where the message starts in the file */
     off_t size;                 /* the message's length in bytes */
 
+    /* The sender's request (absent from files of hato 0.3: all zero). */
+    unsigned dsn_notify;        /* HATO_DSN_* bits, 0 when not asked */
+    hato_dsn_ret dsn_ret;
+    char dsn_envid[QUEUE_MAX_ENVID + 1]; /* "" when none */
+    hato_body body_request;     /* -B, HATO_BODY_AUTO when not given */
+    bool requiretls;
+
+    /* The content, measured while it was spooled (content.h).  scanned is
+     * false for files of hato 0.3, which were not measured. */
+    bool scanned;
+    bool body_8bit, header_8bit;
+    unsigned long long wire_size;
+
     /* Retry state (ID.state). */
     unsigned attempts;
     long long last_attempt, next_attempt; /* Unix time; 0 never / now */
@@ -101,14 +129,16 @@ enum queue_status queue_spool_open(struct queue_spool *q, const char *dir, char 
 void queue_spool_close(struct queue_spool *q);
 
 /* Pulls the message through read_fn (as the library's reader: a count,
- * 0 at the end, -1 on error) into a new file, fsyncs it and commits it to
- * queue/.  With q->limit_uid set, QUEUE_LIMIT (err says which limit) when
+ * 0 at the end, -1 on error) into a new file, measuring it (content.h),
+ * fsyncs it and commits it to queue/.  req (NULL: nothing asked) is
+ * copied into the envelope.  With q->limit_uid set, QUEUE_LIMIT (err says which limit) when
  * that uid's messages already reach q->max_messages, or would pass
  * q->max_bytes with this one.  On QUEUE_OK e is loaded from the committed file and holds its
  * lock.  On failure nothing is left in tmp/ or queue/ and err says why;
  * *read_failed tells a failure of read_fn from one of the spool. */
 enum queue_status queue_write(struct queue_spool *q, const char *sender,
                               const char *const *rcpts, size_t nrcpts, long uid,
+                              const struct queue_request *req,
                               ptrdiff_t (*read_fn)(void *user, char *buf, size_t cap),
                               void *user, struct queue_entry *e, bool *read_failed,
                               char *err, size_t errlen);

@@ -24,6 +24,7 @@
 
 #include "hato.h"
 
+#include "content.h"
 #include "dsn.h"
 #include "exitcode.h"
 #include "maillog.h"
@@ -43,6 +44,7 @@ struct delivery {
     char *cl_relay;         /* with sender_dependent_relayhost_maps: the
                                relay cl sends to, owned */
     int options_ex;         /* build_options' exit code when it failed */
+    bool one_message;       /* sendmail's own message: no connection kept */
 };
 
 /* The spool named by queue_directory.  A Postfix main.cf read with -C
@@ -154,8 +156,10 @@ static hato_client *client_for(struct delivery *d, const char *sender)
     d->options_ex = o == NULL || d->cl_sender == NULL ? EX_TEMPFAIL : build_options(pg, o);
     pg->sender = saved;
     /* A flush sends every due message over one connection: the client
-     * keeps it (and its TLS session and login) between messages. */
-    if (d->options_ex == EX_OK)
+     * keeps it (and its TLS session and login) between messages.  For one
+     * message, QUIT goes with the end of data instead: one round trip
+     * less before the program exits. */
+    if (d->options_ex == EX_OK && !d->one_message)
         hato_options_set_keep_alive(o, FLUSH_KEEP_ALIVE_MS);
     if (d->options_ex == EX_OK) {
         d->cl = hato_client_new(o);
@@ -223,6 +227,26 @@ static void set_rcpt(struct queue_rcpt *r, enum queue_rcpt_status status, const 
         r->fresh_bounce = true;
 }
 
+/* Tells the library what the spool measured and what the sender asked
+ * (content.h), so that it never has to guess for the program. */
+static hato_code apply_content(hato_message *m, const struct queue_entry *e,
+                               const struct config *c)
+{
+    struct content_decision cd;
+    content_decide(e, c->smtputf8_enable, &cd);
+    hato_code rc = hato_message_set_body(m, cd.body);
+    if (rc == HATO_OK && cd.size_known)
+        rc = hato_message_set_size(m, cd.size);
+    if (rc == HATO_OK && cd.smtputf8)
+        rc = hato_message_set_smtputf8(m, true);
+    if (rc == HATO_OK && cd.dsn)
+        rc = hato_message_set_dsn(m, e->dsn_notify, e->dsn_ret,
+                                  e->dsn_envid[0] ? e->dsn_envid : NULL);
+    if (rc == HATO_OK && e->requiretls)
+        rc = hato_message_set_requiretls(m, true);
+    return rc;
+}
+
 /* Sends e to its pending recipients over d's client and records each
  * recipient's outcome in e. */
 static void attempt(struct delivery *d, struct queue_entry *e, bool interactive, struct attempt *a)
@@ -258,6 +282,11 @@ static void attempt(struct delivery *d, struct queue_entry *e, bool interactive,
     struct file_reader fr = {e->fd, e->body_offset, e->body_offset + e->size};
     if ((rc = hato_message_set_reader(m, file_read, &fr)) != HATO_OK) {
         snprintf(a->error, sizeof a->error, "cannot set the message reader: %s", hato_code_name(rc));
+        goto defer_all;
+    }
+    if ((rc = apply_content(m, e, &pg->cfg)) != HATO_OK) {
+        snprintf(a->error, sizeof a->error, "queue file %s: its BODY, SIZE or DSN request was "
+                 "refused by the library: %s", e->id, hato_code_name(rc));
         goto defer_all;
     }
     hato_client *cl = client_for(d, e->sender);
@@ -328,22 +357,26 @@ static void attempt(struct delivery *d, struct queue_entry *e, bool interactive,
     const char *msg = err ? hato_error_message(err) : hato_code_name(rc);
     const char *enh = err ? hato_error_enhanced_code(err) : "";
     int ex = exitcode_for_error(rc, temp, pg->cfg.auth_soft_bounce);
-    char line[2048];
+    char line[2048], hint[512], reason[1200];
     failure_line(pg, rc, err, ex, relay, line, sizeof line);
-    snprintf(a->error, sizeof a->error, "%s", line);
+    content_explain(e, rc, hint, sizeof hint);
+    snprintf(a->error, sizeof a->error, "%s%s", line, hint);
+    snprintf(reason, sizeof reason, "%s%s", msg, hint);
     a->relay_down = peer[0] == '\0' || rc == HATO_E_CONNECT || rc == HATO_E_RESOLVE;
-    /* Bounce only on the server's own permanent word. */
-    bool bounce = ex != EX_TEMPFAIL && err != NULL && hato_error_reply_code(err) >= 500;
+    /* Bounce only on the server's own permanent word, or when the message
+     * itself cannot pass this relay (exitcode_bounces). */
+    bool bounce = ex != EX_TEMPFAIL && err != NULL &&
+                  exitcode_bounces(rc, temp, hato_error_reply_code(err));
     char dsn[16];
     snprintf(dsn, sizeof dsn, "%s", enh[0] ? enh : exitcode_dsn(rc, !bounce));
     if (!bounce)
         dsn[0] = '4'; /* a deferral never carries 5.x.x (soft bounce of a 535) */
     if (interactive || pg->args.verbose > 0)
-        say("%s", line);
+        say("%s", a->error);
     for (size_t k = 0; k < n; k++) {
         struct queue_rcpt *r = &e->rcpts[idx[k]];
-        set_rcpt(r, bounce ? QUEUE_RCPT_BOUNCED : QUEUE_RCPT_PENDING, dsn, line);
-        log_recipient(pg, e, r->address, relay, dsn, bounce ? "bounced" : "deferred", msg);
+        set_rcpt(r, bounce ? QUEUE_RCPT_BOUNCED : QUEUE_RCPT_PENDING, dsn, a->error);
+        log_recipient(pg, e, r->address, relay, dsn, bounce ? "bounced" : "deferred", reason);
         if (bounce)
             a->bounced++;
         else
@@ -432,8 +465,8 @@ static int send_report(struct delivery *d, struct queue_entry *e, bool expired)
     struct queue_entry report;
     bool read_failed;
     const char *to[] = {e->sender};
-    enum queue_status st = queue_write(&d->q, "", to, 1, (long)getuid(), mem_read, &mr, &report,
-                                       &read_failed, err, sizeof err);
+    enum queue_status st = queue_write(&d->q, "", to, 1, (long)getuid(), NULL, mem_read, &mr,
+                                       &report, &read_failed, err, sizeof err);
     free(text);
     if (st != QUEUE_OK) {
         say("cannot queue the non-delivery report for %s: %s", e->id, err);
@@ -540,11 +573,18 @@ static int deliver(struct delivery *d, struct queue_entry *e, bool interactive,
         fresh |= e->rcpts[i].fresh_bounce;
         any_bounced |= e->rcpts[i].status == QUEUE_RCPT_BOUNCED;
     }
+    bool report = fresh && e->sender[0] != '\0' && dsn_failure_wanted(e);
     if (fresh && e->sender[0] == '\0') {
         /* RFC 5321 section 4.5.5: never bounce a bounce; it stays in
          * failed/ for the admin. */
         maillog_record(&pg->log, "sender is <>: no non-delivery report; kept in %s/failed/%s",
                        d->q.dir, e->id);
+    } else if (fresh && !report) {
+        /* RFC 3461 section 4.1: -N never, or without failure. */
+        maillog_record(&pg->log, "sender asked for no failure notice (NOTIFY=%s): no "
+                       "non-delivery report; kept in %s/failed/%s",
+                       e->dsn_notify & HATO_DSN_NEVER ? "NEVER" : "without FAILURE", d->q.dir,
+                       e->id);
     } else if (fresh && send_report(d, e, expired) != 0) {
         /* Not reported: keep them pending so a later run reports them. */
         for (size_t i = 0; i < e->nrcpts; i++) {
@@ -556,8 +596,11 @@ static int deliver(struct delivery *d, struct queue_entry *e, bool interactive,
     }
     for (size_t i = 0; i < e->nrcpts; i++)
         e->rcpts[i].fresh_bounce = false;
-    if (fresh && interactive && e->sender[0] != '\0')
+    if (report && interactive)
         say("a non-delivery report for message %s goes to <%s>", e->id, e->sender);
+    else if (fresh && interactive && e->sender[0] != '\0')
+        say("no non-delivery report for message %s, as -N asked; it is kept in %s/failed/",
+            e->id, d->q.dir);
 
     enum queue_status st;
     if (pending == 0 && !any_bounced) {
@@ -600,13 +643,39 @@ int delivery_run(struct delivery *d, struct queue_entry *e, const char *skip_err
     return deliver(d, e, false, skip_error, relay_down);
 }
 
+/* sendmail's -N, -R, -V and -B as the queue keeps them. */
+static struct queue_request request_of(const struct args *a)
+{
+    static const struct {
+        unsigned arg, dsn;
+    } bits[] = {
+        {ARGS_NOTIFY_NEVER, HATO_DSN_NEVER},
+        {ARGS_NOTIFY_SUCCESS, HATO_DSN_SUCCESS},
+        {ARGS_NOTIFY_FAILURE, HATO_DSN_FAILURE},
+        {ARGS_NOTIFY_DELAY, HATO_DSN_DELAY},
+    };
+    struct queue_request r = {0};
+    for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
+        if (a->notify & bits[i].arg)
+            r.notify |= bits[i].dsn;
+    r.ret = a->ret == ARGS_RET_HDRS   ? HATO_DSN_RET_HDRS
+            : a->ret == ARGS_RET_FULL ? HATO_DSN_RET_FULL
+                                      : HATO_DSN_RET_DEFAULT;
+    r.envid = a->envid;
+    r.body = a->body == ARGS_BODY_7BIT       ? HATO_BODY_7BIT
+             : a->body == ARGS_BODY_8BITMIME ? HATO_BODY_8BITMIME
+                                             : HATO_BODY_AUTO;
+    return r;
+}
+
 int submit_spool(struct delivery *d, struct queue_entry *e, bool *read_failed, char *err,
                  size_t errlen)
 {
     struct program *pg = d->pg;
     *read_failed = false;
+    struct queue_request req = request_of(&pg->args);
     enum queue_status st = queue_write(&d->q, pg->sender, (const char *const *)pg->rcpts,
-                                       pg->nrcpts, (long)getuid(), body_reader, pg, e,
+                                       pg->nrcpts, (long)getuid(), &req, body_reader, pg, e,
                                        read_failed, err, errlen);
     if (st == QUEUE_LIMIT) /* for the admin: who is filling the spool */
         maillog_record(&pg->log, "uid=%ld from=<%s>: refused: %s", (long)getuid(), pg->sender,
@@ -635,6 +704,7 @@ int submit_message(struct program *pg)
             "later)", ex);
         return ex;
     }
+    d->one_message = true;
     struct queue_entry e;
     bool read_failed = false;
     char err[1024];
@@ -658,6 +728,10 @@ int submit_message(struct program *pg)
         delivery_end(d);
         return ex;
     }
+    if (e.body_request == HATO_BODY_7BIT && e.body_8bit)
+        say("warning: -B 7BIT, but the body of message %s holds 8-bit bytes; it is declared "
+            "8BITMIME, as it is (a relay without 8BITMIME refuses it; leave -B out, or "
+            "encode the body as quoted-printable or base64)", e.id);
     if (pg->args.queue_only) {
         if (pg->args.verbose > 0)
             say("message queued as %s in %s (-odq: not sent now)", e.id, d->q.dir);

@@ -15,9 +15,9 @@ import socket
 
 import smtpscript
 from run_scenario import cert_der, colon_hex, spki_der
-from smtpscript import (auth, auth_oauth, disconnect, dot_stuff, expect, expect_data,
-                        expect_eof, flood, inject, quit_and_close, read_bytes, send,
-                        send_raw, stall, starttls)
+from smtpscript import (auth, auth_oauth, disconnect, dot_stuff, expect, expect_bdat,
+                        expect_data, expect_eof, flood, inject, quit_and_close, read_bytes,
+                        send, send_raw, stall, starttls)
 
 SCENARIOS = {}
 
@@ -47,7 +47,9 @@ smtpscript.register_secret(PASSWORD, TOKEN)
 
 EHLO = r"EHLO client\.example\.test"
 # MAIL with whatever parameters the advertised extensions allow
-MAIL_ANY = r"MAIL FROM:<sender@example\.test>(?: (?:SIZE=\d+|BODY=8BITMIME|SMTPUTF8))*"
+# the parameters the advertised extensions allow
+MAIL_PARAMS = r"(?: (?:SIZE=\d+|BODY=8BITMIME|SMTPUTF8))*"
+MAIL_ANY = r"MAIL FROM:<sender@example\.test>" + MAIL_PARAMS
 # MAIL when the server advertised no extension that takes a parameter
 MAIL_BARE = r"MAIL FROM:<sender@example\.test>"
 RCPT_ANY = r"RCPT TO:<[^<>\s]+>"
@@ -408,6 +410,23 @@ def fallback_relay_not_after_data(t):
 
 
 @scenario
+def fallback_relay_not_after_bdat(t):
+    """With PIPELINING and CHUNKING the whole message goes as BDAT LAST in
+    the same write as MAIL and RCPT; the relay hangs up before any reply.
+    No recipient was answered, but the relay may have the message: no
+    fallback relay is tried, the message waits in the queue."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "CHUNKING", "8BITMIME"),
+             expect(MAIL_ANY), expect(rcpt(R1)), expect(r"BDAT \d+ LAST"), disconnect()])
+    fb = other_server(t, [expect_eof()])
+    t.config(smtp_fallback_relay="[127.0.0.1]:%d" % fb.port)
+    t.hato(["-f", SENDER, R1], std_message())
+    r = fb.finish()
+    t.server_ok()
+    t.deferred()
+    t.check(r.connections == 0, "the fallback relay was contacted after the content went out")
+
+
+@scenario
 def fallback_relays_all_fail(t):
     """relayhost and its fallback both refuse: the error names both."""
     t.serve([expect_eof()])
@@ -599,7 +618,7 @@ def local_names_qualified(t):
     """Bare local names get @myorigin: the recipient "root", the default
     envelope sender (the invoking user) and the From header made for it."""
     t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
-             expect(r"MAIL FROM:<%s@example\.test>" % re.escape(LOGIN)), send("250 2.1.0 Ok"),
+             expect(r"MAIL FROM:<%s@example\.test>" % re.escape(LOGIN) + MAIL_PARAMS), send("250 2.1.0 Ok"),
              expect(rcpt("root@example.test")), send("250 2.1.5 Ok"),
              expect("DATA"), send("354 go ahead"), expect_data(),
              send("250 2.0.0 Ok: queued as SCRIPTED")] + quit_and_close())
@@ -622,7 +641,7 @@ def cron_alias(t):
     and a comment) sends to admin@example.test, even though myorigin is not
     in mydestination, and adds From, Date and Message-ID."""
     t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
-             expect(r"MAIL FROM:<%s@example\.test>" % re.escape(LOGIN)), send("250 2.1.0 Ok"),
+             expect(r"MAIL FROM:<%s@example\.test>" % re.escape(LOGIN) + MAIL_PARAMS), send("250 2.1.0 Ok"),
              expect(rcpt("admin@example.test")), send("250 2.1.5 Ok"),
              expect("DATA"), send("354 go ahead"), expect_data(),
              send("250 2.0.0 Ok: queued as SCRIPTED")] + quit_and_close())
@@ -657,7 +676,7 @@ def generic_map_sender(t):
     alice@example.test in MAIL FROM, in the From hato adds, and in a
     Reply-To with a display name (kept); nothing else changes."""
     t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
-             expect(r"MAIL FROM:<alice@example\.test>"), send("250 2.1.0 Ok"),
+             expect(r"MAIL FROM:<alice@example\.test>" + MAIL_PARAMS), send("250 2.1.0 Ok"),
              expect(rcpt(R1)), send("250 2.1.5 Ok"),
              expect("DATA"), send("354 go ahead"), expect_data(),
              send("250 2.0.0 Ok: queued as SCRIPTED")] + quit_and_close())
@@ -799,6 +818,46 @@ def crlf_input(t):
     t.server_ok()
     t.exit_code(EX_OK)
     body_is(t, dot_stuff(msg))
+
+
+@scenario
+def queued_request(t):
+    """-N -R -V -B and the measured content are kept in the queue file
+    (docs/queue.md) and reach the later flush; -B 7BIT on an 8-bit body is
+    declared 8BITMIME with a warning."""
+    t.serve([])  # -odq: nobody connects
+    t.config()
+    msg = message(b"From: Sender <sender@example.test>", b"To: rcpt1@example.test",
+                  b"Subject: caf\xc3\xa9", DATE, b"Message-ID: <scripted.q@client.example.test>",
+                  body=b"d\xc3\xa9j\xc3\xa0 vu\n")
+    t.hato(["-odq", "-N", "failure,delay", "-R", "hdrs", "-V", "ENV-1", "-B", "7BIT",
+            "-f", SENDER, R1], msg)
+    t.exit_code(EX_OK)
+    t.stderr_has("-B 7BIT", "8-bit bytes")
+    q = t.path(os.path.join("spool", "queue"))
+    names = [n for n in (os.listdir(q) if os.path.isdir(q) else []) if "." not in n]
+    if t.check(len(names) == 1, "expected one queued message in %s, found %s" % (q, names)):
+        with open(os.path.join(q, names[0]), "rb") as f:
+            text = f.read()
+        size = len(msg) + msg.count(b"\n")  # every LF goes out as CRLF
+        want = (b"notify failure,delay\nret hdrs\nenvid ENV-1\nbodytype 7BIT\n"
+                b"rcpt rcpt1@example.test\n"
+                b"content size=%020d body=8bit headers=8bit\nend\n" % size)
+        t.check(want in text, "queue file lacks %r:\n%r" % (want, text[:400]))
+    # The flush sends it: whatever parameters the library puts on MAIL and
+    # RCPT for these settings, the message goes.
+    t.serve([GREETING, expect(EHLO),
+             ehlo_reply("8BITMIME", "SMTPUTF8", "DSN", "SIZE 1000000"),
+             expect(r"MAIL FROM:<sender@example\.test>(?: [A-Z0-9]+(?:=\S+)?)*"),
+             send("250 2.1.0 Ok"),
+             expect(r"RCPT TO:<rcpt1@example\.test>(?: [A-Z]+=\S+)*"), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go ahead"), expect_data(),
+             send("250 2.0.0 Ok: queued as SCRIPTED")] + quit_and_close(), port=t.srv.port)
+    t.hato(["-q"], b"")
+    t.server_ok()
+    t.exit_code(EX_OK)
+    left = [n for n in (os.listdir(q) if os.path.isdir(q) else []) if "." not in n]
+    t.check(left == [], "the flush left %s in the queue" % left)
 
 
 # -- refusals and failures ------------------------------------------------------
@@ -1261,13 +1320,12 @@ def auth_535(t):
                       log), "maillog has no deferred 4.7.8 line for %s: %r" % (R1, log))
 
 
-def report_attempt(rset=True):
-    """hato keeps the connection after a refusal and offers the
-    non-delivery report on it (RSET first after a refused transaction):
-    MAIL FROM:<> is answered 451 here, so the report stays queued."""
-    steps = [expect("RSET"), send("250 2.0.0 Ok")] if rset else []
-    return steps + [expect(r"MAIL FROM:<>.*"), send("451 4.3.0 scripted: reports later"),
-                    expect("RSET"), send("250 2.0.0 Ok"), expect_eof(allow_quit=True)]
+def report_attempt():
+    """After a refusal, sendmail's one message ends with QUIT (it went with
+    the end of data where the server pipelines); the non-delivery report
+    needs a connection of its own, which the server turns away (later_421),
+    so the report stays queued."""
+    return quit_and_close()
 
 
 @scenario
@@ -1280,7 +1338,7 @@ def rcpt_one_refused(t):
              expect(rcpt(R2)), send("550 5.1.1 <rcpt2@example.test>: scripted user unknown"),
              expect(rcpt(R3)), send("250 2.1.5 Ok"),
              expect("DATA"), send("354 go ahead"), expect_data(), send("250 2.0.0 Ok")]
-            + report_attempt(rset=False))
+            + report_attempt(), later_421=True)
     t.config()
     msg = std_message()
     t.hato(["-f", SENDER, R1, R2, R3], msg)
@@ -1296,7 +1354,7 @@ def rcpt_all_refused(t):
     t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
              expect(MAIL_ANY), send("250 2.1.0 Ok"),
              expect(rcpt(R1)), send("550 5.1.1 <rcpt1@example.test>: scripted no such user")]
-            + report_attempt())
+            + report_attempt(), later_421=True)
     t.config()
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
@@ -1311,13 +1369,82 @@ def rcpt_all_refused_policy(t):
     t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
              expect(MAIL_ANY), send("250 2.1.0 Ok"),
              expect(rcpt(R1)), send("554 5.7.1 <rcpt1@example.test>: Relay access denied")]
-            + report_attempt())
+            + report_attempt(), later_421=True)
     t.config()
     t.hato(["-f", SENDER, R1], std_message())
     t.server_ok()
     t.exit_code(EX_UNAVAILABLE)
     t.stderr_has(R1, "Relay access denied")
     t.no_command("DATA")
+
+
+# MAIL and RCPT with whatever DSN, BODY, SIZE parameters the library adds.
+MAIL_DSN = r"MAIL FROM:<sender@example\.test>(?: [A-Z0-9]+(?:=\S+)?)*"
+
+
+def rcpt_dsn(addr):
+    return r"RCPT TO:<%s>(?: [A-Z]+=\S+)*" % re.escape(addr)
+
+
+@scenario
+def bounce_notify_never(t):
+    """-N never: a refused recipient bounces (67) but no report goes to the
+    sender (RFC 3461 4.1); the maillog says why; the message is in failed/."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("ENHANCEDSTATUSCODES", "DSN"),
+             expect(MAIL_DSN), send("250 2.1.0 Ok"),
+             expect(rcpt_dsn(R1)), send("550 5.1.1 <rcpt1@example.test>: scripted no such user"),
+             expect_eof(allow_quit=True)])
+    t.config(maillog_file=t.path("maillog"))
+    t.hato(["-N", "never", "-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_NOUSER)
+    t.stderr_has("no non-delivery report", "as -N asked")
+    t.no_command("MAIL FROM:<>")
+    log = read_text(t, t.path("maillog"), "maillog_file")
+    t.check("sender asked for no failure notice (NOTIFY=NEVER): no non-delivery report" in log,
+            "maillog does not say why no report was sent: %r" % log)
+    failed = t.path(os.path.join("spool", "failed"))
+    t.check(any("." not in n for n in os.listdir(failed)) if os.path.isdir(failed) else False,
+            "the bounced message is not in %s" % failed)
+
+
+@scenario
+def bounce_dsn_fields(t):
+    """-N failure -R hdrs -V go to a DSN server as NOTIFY, ORCPT, RET and
+    ENVID; hato's own report (sent by the next queue run) carries
+    Original-Envelope-Id, Original-Recipient (hato gave the relay an ORCPT),
+    and the headers only."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("ENHANCEDSTATUSCODES", "DSN"),
+             expect(MAIL_DSN), send("250 2.1.0 Ok"),
+             expect(rcpt_dsn(R1)), send("550 5.1.1 <rcpt1@example.test>: scripted no such user")]
+            + quit_and_close(), later_421=True)
+    t.config()
+    t.hato(["-N", "failure", "-R", "hdrs", "-V", "ENV-7", "-f", SENDER, R1],
+           std_message(body=b"the body stays home\n"))
+    t.server_ok()
+    t.exit_code(EX_NOUSER)
+    cmds = t.commands()
+    t.check(any(c.startswith("MAIL FROM:<sender@example.test>") and " RET=HDRS" in c
+                and " ENVID=ENV-7" in c for c in cmds), "MAIL lacks RET=HDRS ENVID=ENV-7: %r" % cmds)
+    t.check("RCPT TO:<rcpt1@example.test> NOTIFY=FAILURE ORCPT=rfc822;rcpt1@example.test" in cmds,
+            "RCPT lacks NOTIFY=FAILURE and ORCPT: %r" % cmds)
+    # The report waits in the queue; the next run sends it.
+    t.serve([GREETING, expect(EHLO), ehlo_reply("ENHANCEDSTATUSCODES", "DSN"),
+             expect(r"MAIL FROM:<>.*"), send("250 2.1.0 Ok"),
+             expect(rcpt_dsn(SENDER)), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go ahead"), expect_data(),
+             send("250 2.0.0 Ok: queued as REPORT")] + quit_and_close(), port=t.srv.port)
+    t.hato(["-q"], b"")
+    t.server_ok()
+    msgs = t.run.server.messages
+    if t.check(len(msgs) == 1, "expected the report on the wire, got %d messages" % len(msgs)):
+        report = msgs[0].decode("utf-8", "replace").replace("\r\n", "\n")
+        for want in ("\nOriginal-Envelope-Id: ENV-7\nReporting-MTA: dns; client.example.test\n",
+                     "\nOriginal-Recipient: rfc822; rcpt1@example.test\n"
+                     "Final-Recipient: rfc822; rcpt1@example.test\n",
+                     "Content-Type: text/rfc822-headers\n"):
+            t.check(want in report, "the report lacks %r" % want)
+        t.check("the body stays home" not in report, "RET=HDRS, but the report holds the body")
 
 
 @scenario
@@ -1453,3 +1580,133 @@ def sasl_passwd_mode(t):
     t.exit_code(EX_CONFIG)
     t.stderr_has(t.path("sasl_passwd"))
     t.check(t.run.server.connections == 0, "client connected despite the config error")
+
+
+# -- extensions: CHUNKING, AUTH pipelined, SIZE, 8BITMIME, SMTPUTF8 --------------
+
+
+def one_group(t, verbs, what):
+    """The client lines starting with `verbs` all arrived in one read."""
+    group = [l for l in t.run.server.lines if l.text.upper().split(" ")[0] in verbs]
+    t.check(len(group) >= len(verbs) and len({l.chunk for l in group}) == 1,
+            "%s arrived in %d writes: %r" % (what, len({l.chunk for l in group}),
+                                             [(l.text.split(" ")[0], l.chunk) for l in group]))
+
+
+@scenario
+def chunking_one_write(t):
+    """STARTTLS, then AUTH PLAIN, MAIL, RCPT and the whole message as BDAT
+    LAST in a single write (RFC 4954 4 lets a one-step AUTH lead a group):
+    CRLF line ends, no dot-stuffing, no end-of-data line."""
+    t.serve(starttls_prelude("PIPELINING", "CHUNKING", "8BITMIME", "AUTH PLAIN")
+            + [auth(USER, PASSWORD, mechanisms=("PLAIN",)),
+               expect(MAIL_ANY), send("250 2.1.0 Ok"), expect(rcpt(R1)), send("250 2.1.5 Ok"),
+               expect_bdat(reply="250 2.0.0 Ok: queued as CHUNKED", last=True)]
+            + quit_and_close(), tls=True)
+    ca = t.ca()
+    t.sasl_config(USER, PASSWORD, smtp_tls_security_level="verify",
+                  smtp_tls_CAfile=ca + "/ca.crt")
+    msg = std_message(body=TRICKY_BODY)
+    t.hato(["-i", "-f", SENDER, R1], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.stderr_quiet()
+    one_group(t, ("AUTH", "MAIL", "RCPT", "BDAT"), "AUTH, MAIL, RCPT and BDAT")
+    no_dots = msg.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    body_is(t, no_dots if no_dots.endswith(b"\r\n") else no_dots + b"\r\n")
+
+
+@scenario
+def chunking_without_pipelining(t):
+    """CHUNKING without PIPELINING: MAIL, RCPT and BDAT each wait for the
+    reply before."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("CHUNKING", "8BITMIME"),
+             expect(MAIL_ANY), send("250 2.1.0 Ok"), expect(rcpt(R1)), send("250 2.1.5 Ok"),
+             expect_bdat(last=True)] + quit_and_close())
+    t.config()
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_OK)
+    chunks = [l.chunk for l in t.run.server.lines]
+    t.check(len(set(chunks)) == len(chunks), "commands sent without waiting for replies: %r"
+            % [(l.text, l.chunk) for l in t.run.server.lines])
+
+
+@scenario
+def smtputf8_address(t):
+    """A UTF-8 recipient to a server with SMTPUTF8: MAIL says SMTPUTF8 and
+    the address goes as UTF-8."""
+    addr = "\u03b4\u03bf\u03ba\u03b9\u03bc\u03ae@example.test"
+    wire = re.escape(addr.encode().decode("latin-1"))
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "8BITMIME", "SMTPUTF8"),
+             expect(MAIL_BARE + r".*\bSMTPUTF8\b.*"), send("250 2.1.0 Ok"),
+             expect("RCPT TO:<%s>" % wire), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go"), expect_data(), send("250 2.0.0 Ok")]
+            + quit_and_close())
+    t.config()
+    t.hato(["-f", SENDER, addr], std_message())
+    t.server_ok()
+    t.exit_code(EX_OK)
+
+
+@scenario
+def idn_domain_a_label(t):
+    """Without SMTPUTF8 a UTF-8 domain goes as its A-label (IDNA 2008)."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "8BITMIME"),
+             expect(MAIL_ANY), send("250 2.1.0 Ok"),
+             expect(r"RCPT TO:<user@xn--bcher-kva\.example>"), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go"), expect_data(), send("250 2.0.0 Ok")]
+            + quit_and_close())
+    t.config()
+    t.hato(["-f", SENDER, "user@b\u00fccher.example"], std_message())
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.no_command("MAIL FROM:<SENDER@EXAMPLE.TEST> SMTPUTF8")
+
+
+def bounced_for_good(t):
+    """The message left the queue for failed/ (a permanent refusal), and
+    hato said a report goes to the sender (it waits in the queue: the
+    scripted server turns later connections away with 421)."""
+    m = re.search(r"non-delivery report for message (\w+)", t.run.stderr)
+    if not t.check(m, "stderr does not announce a non-delivery report"):
+        return
+    spool = t.path("spool")
+    failed = os.listdir(os.path.join(spool, "failed"))
+    queued = os.listdir(os.path.join(spool, "queue"))
+    t.check(any(n.startswith(m.group(1)) for n in failed),
+            "message %s is not in failed/ (%r)" % (m.group(1), failed))
+    t.check(not any(n.startswith(m.group(1)) for n in queued),
+            "message %s is still queued: the refusal is permanent" % m.group(1))
+
+
+@scenario
+def size_too_big(t):
+    """A message larger than the server's SIZE is refused before MAIL, for
+    good: it bounces (65) instead of waiting in the queue."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "SIZE 200", "8BITMIME")]
+            + [expect("QUIT"), send("221 2.0.0 bye"), expect_eof()], later_421=True)
+    t.config()
+    t.hato(["-f", SENDER, R1], std_message(body=b"x" * 400 + b"\n"))
+    t.server_ok()
+    t.no_command("MAIL", "RCPT", "DATA", "BDAT")
+    t.stderr_has("takes at most 200")
+    t.exit_code(EX_DATAERR)
+    bounced_for_good(t)
+
+
+@scenario
+def eight_bit_without_8bitmime(t):
+    """8-bit content to a server without 8BITMIME is refused before MAIL
+    (hato measured it when queueing) and bounces; the error names the
+    extension."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "SIZE 10240000")]
+            + [expect("QUIT"), send("221 2.0.0 bye"), expect_eof()], later_421=True)
+    t.config()
+    msg = std_message(body="caf\u00e9 \u2014 8-bit\n".encode())
+    t.hato(["-f", SENDER, R1], msg)
+    t.server_ok()
+    t.no_command("MAIL", "RCPT", "DATA", "BDAT")
+    t.stderr_has("8BITMIME")
+    t.exit_code(EX_DATAERR)
+    bounced_for_good(t)

@@ -527,6 +527,48 @@ class expect_data(Step):
                       % (s.chunk_of(s.base - 1), len(data), _show(data[-12:])))
 
 
+class expect_bdat(Step):
+    """Read "BDAT n [LAST]" and the n octets after it (RFC 3030), then answer
+    `reply` (a 250 by default; the reply to LAST is the message's final
+    one).  The chunks of one message are joined into Result.messages when
+    the LAST chunk arrives.  last: whether this chunk must be the last
+    (None: either, and the scenario's next step says what follows)."""
+
+    def __init__(self, reply="250 2.0.0 Ok", last=None):
+        self.reply, self.last = reply, last
+
+    def describe(self):
+        return "expect BDAT" + {None: "", True: " LAST", False: " (not last)"}[self.last]
+
+    def run(self, s):
+        line = s.read_line(what="BDAT n [LAST]")
+        m = re.fullmatch(r"BDAT (\d+)( LAST)?", line.text, re.IGNORECASE)
+        if not m:
+            raise Deviation("expected BDAT n [LAST], client sent %r" % line.text)
+        n, last = int(m.group(1)), m.group(2) is not None
+        if self.last is not None and last != self.last:
+            raise Deviation("BDAT %s LAST, the script wanted it %s"
+                            % ("with" if last else "without",
+                               "last" if self.last else "not last"))
+        deadline = time.monotonic() + s.read_timeout
+        while len(s.buf) < n:
+            try:
+                if not s._recv(max(deadline - time.monotonic(), 0)):
+                    raise Deviation("client closed inside a BDAT chunk (%d of %d bytes)"
+                                    % (len(s.buf), n))
+            except socket.timeout:
+                raise Deviation("timed out inside a BDAT chunk (%d of %d bytes)"
+                                % (len(s.buf), n))
+        data = s._consume(n)
+        s.bdat_parts = getattr(s, "bdat_parts", []) + [data]
+        s.result.note("C", "[%d] <BDAT chunk: %d bytes%s>"
+                      % (s.chunk_of(s.base - 1), n, ", last" if last else ""))
+        if last:
+            s.result.messages.append(b"".join(s.bdat_parts))
+            s.bdat_parts = []
+        s.write((self.reply + "\r\n").encode())
+
+
 class read_bytes(Step):
     """Read at least n raw bytes (e.g. the start of a body) into Result.partial."""
 

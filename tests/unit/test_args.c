@@ -253,6 +253,9 @@ static void test_sendmail_options(void)
     CHECK_HAS(err, "hdrs or full");
     CHECK_INT(PARSE(&a, "-B", "BINARYMIME", "x"), -1);
     CHECK_HAS(err, "7BIT or 8BITMIME");
+    CHECK_HAS(err, "BINARYMIME is not offered"); /* the reason, not just "bad value" */
+    CHECK_INT(PARSE(&a, "-B", "9BIT", "x"), -1);
+    CHECK(strstr(err, "BINARYMIME") == NULL);
     CHECK_INT(PARSE(&a, "-V", "has space", "x"), -1);
     CHECK_HAS(err, "envelope id");
     CHECK_INT(PARSE(&a, "-V", "a\nb", "x"), -1);

@@ -1,0 +1,337 @@
+/*
+ * The transaction with the extensions, through the session core fed in
+ * random pieces: BDAT, AUTH pipelined with the envelope, refusals decided
+ * before anything is sent, and 8-bit content to a server without 8BITMIME.
+ */
+#include "script.h"
+
+static hato_options *options(void)
+{
+    hato_options *o = hato_options_new();
+    hato_options_set_relay(o, "relay.example", 25);
+    hato_options_set_tls_level(o, HATO_TLS_NONE);
+    hato_options_set_helo_name(o, "client.example");
+    return o;
+}
+
+static hato_message *message(const char *content, int nrcpt)
+{
+    static const char *const rcpts[] = {"a@example.test", "b@example.test"};
+    hato_message *m = hato_message_new();
+    hato_message_set_sender(m, "me@example.test");
+    for (int i = 0; i < nrcpt; i++)
+        hato_message_add_recipient(m, rcpts[i]);
+    hato_message_set_content(m, content, strlen(content));
+    return m;
+}
+
+#define EHLO_CHUNKING_REPLY "250-relay\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 CHUNKING\r\n"
+
+/* A small message is one write: envelope, BDAT LAST with the content
+ * (CRLF, no dot-stuffing) and QUIT. */
+static void test_one_write(void)
+{
+    hato_options *o = options();
+    hato_message *m = message("Subject: x\n\n.dot\nend", 2);
+    const step script[] = {
+        {"220 relay ESMTP\r\n", "EHLO client.example\r\n"},
+        {EHLO_CHUNKING_REPLY,
+         "MAIL FROM:<me@example.test>\r\nRCPT TO:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n"
+         "BDAT 25 LAST\r\nSubject: x\r\n\r\n.dot\r\nend\r\nQUIT\r\n"},
+        {"250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 no such user\r\n250 2.0.0 queued as X\r\n"
+         "221 bye\r\n", ""},
+        {NULL, ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    CHECK(hato_session_error(s) == NULL);
+    CHECK(hato_message_sent(m));
+    CHECK_INT(hato_message_recipient_reply(m, 0, NULL, NULL), 250);
+    CHECK_INT(hato_message_recipient_reply(m, 1, NULL, NULL), 550);
+    const char *text;
+    CHECK_INT(hato_message_data_reply(m, NULL, &text), 250);
+    CHECK_HAS(text, "queued as X");
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+/* The sender refused: the chunk that rode along is answered too, then the
+ * refusal is the outcome. */
+static void test_sender_refused(void)
+{
+    hato_options *o = options();
+    hato_message *m = message("hi\n", 1);
+    const step script[] = {
+        {"220 relay ESMTP\r\n", "EHLO client.example\r\n"},
+        {EHLO_CHUNKING_REPLY,
+         "MAIL FROM:<me@example.test>\r\nRCPT TO:<a@example.test>\r\nBDAT 4 LAST\r\nhi\r\nQUIT\r\n"},
+        {"553 5.7.1 sender rejected\r\n503 5.5.1 need MAIL\r\n503 5.5.1 need MAIL\r\n221 bye\r\n",
+         ""},
+        {NULL, ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    check_error(s, HATO_E_REPLY, false, 553, "sender <me@example.test> refused");
+    CHECK(!hato_message_sent(m));
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+/* AUTH PLAIN with its initial response leads the group (RFC 4954 4): the
+ * login and the whole transaction in one write. */
+static void test_pipelined_auth(void)
+{
+    logbook lb = {.len = 0};
+    hato_options *o = options();
+    hato_options_set_log(o, collect_log, &lb, HATO_LOG_TRACE);
+    hato_options_set_credentials(o, "alice", "secret");
+    hato_options_set_sasl_security(o, HATO_SASL_NOANONYMOUS, HATO_SASL_NOANONYMOUS);
+    hato_message *m = message("hi\n", 1);
+    const step script[] = {
+        {"220 relay ESMTP\r\n", "EHLO client.example\r\n"},
+        {"250-relay\r\n250-PIPELINING\r\n250-AUTH PLAIN\r\n250 CHUNKING\r\n",
+         "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\nMAIL FROM:<me@example.test>\r\n"
+         "RCPT TO:<a@example.test>\r\nBDAT 4 LAST\r\nhi\r\nQUIT\r\n"},
+        {"235 2.7.0 ok\r\n250 ok\r\n250 ok\r\n250 queued\r\n221 bye\r\n", ""},
+        {NULL, ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    CHECK(hato_session_error(s) == NULL);
+    CHECK(hato_message_sent(m));
+    CHECK(strstr(lb.text, "AGFsaWNlAHNlY3JldA") == NULL);
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+/* The pipelined login refused: the transaction's refusals follow, and the
+ * login's refusal is the reason given. */
+static void test_pipelined_auth_refused(void)
+{
+    hato_options *o = options();
+    hato_options_set_credentials(o, "alice", "wrong");
+    hato_options_set_sasl_security(o, 0, 0);
+    hato_message *m = message("hi\n", 1);
+    const step script[] = {
+        {"220 relay ESMTP\r\n", "EHLO client.example\r\n"},
+        {"250-relay\r\n250-PIPELINING\r\n250 AUTH PLAIN LOGIN\r\n",
+         "AUTH PLAIN AGFsaWNlAHdyb25n\r\nMAIL FROM:<me@example.test>\r\n"
+         "RCPT TO:<a@example.test>\r\nDATA\r\n"},
+        {"535 5.7.8 bad credentials\r\n530 5.7.0 authentication required\r\n"
+         "503 5.5.1 need MAIL\r\n503 5.5.1 need RCPT\r\n", "QUIT\r\n"},
+        {"221 bye\r\n", ""},
+        {NULL, ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    check_error(s, HATO_E_AUTH, false, 535, "authentication as alice with PLAIN failed");
+    CHECK(!hato_message_sent(m));
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+/* 538 to a pipelined PLAIN allows the one fallback: RSET and the next
+ * mechanism (not pipelined: LOGIN takes challenges), then the envelope. */
+static void test_pipelined_auth_fallback(void)
+{
+    hato_options *o = options();
+    hato_options_set_credentials(o, "alice", "secret");
+    hato_options_set_sasl_security(o, 0, 0);
+    hato_message *m = message("hi\n", 1);
+    const step script[] = {
+        {"220 relay ESMTP\r\n", "EHLO client.example\r\n"},
+        {"250-relay\r\n250-PIPELINING\r\n250 AUTH PLAIN LOGIN\r\n",
+         "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\nMAIL FROM:<me@example.test>\r\n"
+         "RCPT TO:<a@example.test>\r\nDATA\r\n"},
+        {"538 5.7.11 encryption required\r\n530 5.7.0 authentication required\r\n"
+         "503 5.5.1 need MAIL\r\n503 5.5.1 need RCPT\r\n", "RSET\r\nAUTH LOGIN\r\n"},
+        {"250 reset\r\n334 VXNlcm5hbWU6\r\n", "YWxpY2U=\r\n"},
+        {"334 UGFzc3dvcmQ6\r\n", "c2VjcmV0\r\n"},
+        {"235 ok\r\n", "MAIL FROM:<me@example.test>\r\nRCPT TO:<a@example.test>\r\nDATA\r\n"},
+        {"250 ok\r\n250 ok\r\n354 go\r\n", "hi\r\n.\r\nQUIT\r\n"},
+        {"250 queued\r\n221 bye\r\n", ""},
+        {NULL, ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    CHECK(hato_session_error(s) == NULL);
+    CHECK(hato_message_sent(m));
+    CHECK_INT(hato_message_recipient_reply(m, 0, NULL, NULL), 250);
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+/* Too big for the server's SIZE: nothing of the message is sent, and the
+ * failure is permanent. */
+static void test_too_big(void)
+{
+    hato_options *o = options();
+    hato_message *m = message("0123456789abcdef\n", 1);
+    const step script[] = {
+        {"220 relay ESMTP\r\n", "EHLO client.example\r\n"},
+        {"250-relay\r\n250-PIPELINING\r\n250 SIZE 10\r\n", "QUIT\r\n"},
+        {"221 bye\r\n", ""},
+        {NULL, ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    check_error(s, HATO_E_TOO_BIG, false, 0, "takes at most 10");
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+/* A reader's 8-bit bytes to a server without 8BITMIME: found while
+ * streaming, and the end of data is never sent. */
+static ptrdiff_t eight_bit_reader(void *user, char *buf, size_t cap)
+{
+    int *calls = user;
+    const char *piece = (*calls)++ == 0 ? "Subject: x\n\n" : *calls == 2 ? "caf\xc3\xa9\n" : "";
+    size_t n = strlen(piece);
+    if (n > cap)
+        n = cap;
+    memcpy(buf, piece, n);
+    return (ptrdiff_t)n;
+}
+
+static void test_8bit_refused_while_streaming(void)
+{
+    hato_options *o = options();
+    hato_message *m = message("", 1);
+    int calls = 0;
+    hato_message_set_reader(m, eight_bit_reader, &calls);
+    hato_session *s = hato_session_new(o, m, NULL);
+    const char *in[] = {"220 relay\r\n", "250-relay\r\n250 PIPELINING\r\n"};
+    for (size_t i = 0; i < 2; i++) {
+        hato_session_input(s, (const uint8_t *)in[i], strlen(in[i]));
+        free(drain(s));
+    }
+    const char *go = "250 ok\r\n250 ok\r\n354 go\r\n";
+    hato_session_input(s, (const uint8_t *)go, strlen(go));
+    char *out = drain(s);
+    CHECK(strstr(out, "caf") == NULL);
+    CHECK(strstr(out, "\r\n.\r\n") == NULL);
+    free(out);
+    CHECK(hato_session_want(s) & HATO_WANT_DONE);
+    check_error(s, HATO_E_EXTENSION, false, 0, "does not offer 8BITMIME");
+    CHECK_STR(hato_error_enhanced_code(hato_session_error(s)), "5.6.3");
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+/* Everything the session writes now, however much (drain() stops at
+ * 64 KiB). */
+static char *drain_all(hato_session *s, size_t *total)
+{
+    size_t cap = 1 << 20, used = 0;
+    char *all = malloc(cap);
+    while (hato_session_want(s) & HATO_WANT_WRITE) {
+        size_t len;
+        const uint8_t *out = hato_session_output(s, &len);
+        if (len == 0 || used + len + 1 > cap)
+            break;
+        memcpy(all + used, out, len);
+        used += len;
+        hato_session_output_done(s, len);
+    }
+    all[used] = '\0';
+    *total = used;
+    return all;
+}
+
+/* A message larger than one chunk: the first chunk rides with the
+ * envelope, the second waits for its replies. */
+static void test_two_chunks(void)
+{
+    size_t n = 70000;
+    char *content = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        content[i] = i % 70 == 69 ? '\n' : 'x';
+    content[n] = '\0';
+    hato_options *o = options();
+    hato_message *m = message(content, 1);
+    hato_session *s = hato_session_new(o, m, NULL);
+    const char *in[] = {"220 relay\r\n", EHLO_CHUNKING_REPLY};
+    size_t len = 0;
+    char *out = NULL;
+    for (size_t i = 0; i < 2; i++) {
+        hato_session_input(s, (const uint8_t *)in[i], strlen(in[i]));
+        free(out);
+        out = drain_all(s, &len);
+    }
+    /* The envelope and the first, full chunk; nothing more until the
+     * envelope is answered. */
+    const char *env_and_head = "MAIL FROM:<me@example.test>\r\nRCPT TO:<a@example.test>\r\n"
+                               "BDAT 66472\r\n";
+    CHECK(strncmp(out, env_and_head, strlen(env_and_head)) == 0);
+    CHECK_INT(len, strlen(env_and_head) + 66472);
+    free(out);
+    CHECK(!(hato_session_want(s) & HATO_WANT_WRITE));
+    const char *env = "250 ok\r\n250 ok\r\n";
+    hato_session_input(s, (const uint8_t *)env, strlen(env));
+    out = drain_all(s, &len);
+    size_t first = 65536 + 65536 / 70; /* LF -> CRLF */
+    size_t rest = n + n / 70 - first;
+    char head[64];
+    snprintf(head, sizeof head, "BDAT %zu LAST\r\n", rest);
+    CHECK(strncmp(out, head, strlen(head)) == 0);
+    CHECK_INT(strlen(out), strlen(head) + rest + 6); /* + QUIT */
+    free(out);
+    const char *end = "250 2.0.0 chunk\r\n250 2.0.0 queued\r\n221 bye\r\n";
+    hato_session_input(s, (const uint8_t *)end, strlen(end));
+    CHECK(hato_message_sent(m));
+    CHECK(hato_session_error(s) == NULL);
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+    free(content);
+}
+
+/* Keep-alive with CHUNKING: each further message is one write. */
+static void test_reuse_one_write(void)
+{
+    hato_options *o = options();
+    hato_options_set_keep_alive(o, 10000);
+    hato_message *m1 = message("one\n", 1);
+    hato_session *s = hato_session_new(o, m1, NULL);
+    const char *in[] = {"220 relay\r\n", EHLO_CHUNKING_REPLY,
+                        "250 ok\r\n250 ok\r\n250 queued\r\n"};
+    for (size_t i = 0; i < 3; i++) {
+        hato_session_input(s, (const uint8_t *)in[i], strlen(in[i]));
+        free(drain(s));
+    }
+    CHECK(hato_session_idle(s) && hato_message_sent(m1));
+    hato_message *m2 = message("two\n", 1);
+    CHECK_INT(hato_session_next(s, m2), HATO_OK);
+    char *out = drain(s);
+    CHECK_STR(out, "MAIL FROM:<me@example.test>\r\nRCPT TO:<a@example.test>\r\nBDAT 5 LAST\r\n"
+                   "two\r\n");
+    free(out);
+    const char *r2 = "250 ok\r\n250 ok\r\n250 queued\r\n";
+    hato_session_input(s, (const uint8_t *)r2, strlen(r2));
+    CHECK(hato_session_idle(s) && hato_message_sent(m2));
+    hato_session_free(s);
+    hato_message_free(m1);
+    hato_message_free(m2);
+    hato_options_free(o);
+}
+
+int main(void)
+{
+    test_one_write();
+    test_sender_refused();
+    test_pipelined_auth();
+    test_pipelined_auth_refused();
+    test_pipelined_auth_fallback();
+    test_too_big();
+    test_8bit_refused_while_streaming();
+    test_two_chunks();
+    test_reuse_one_write();
+    return check_finish("chunking");
+}
