@@ -207,13 +207,14 @@ hato_code hato_client_send(hato_client *c, hato_message *m)
             snprintf(c->peer, sizeof c->peer, "%s", c->idle_peer);
             log_line(&o->log, HATO_LOG_DEBUG, "reusing the connection to %s", c->peer);
             hato_session_next(s, m);
-            client_drive(s, fd);
+            bool pulled = client_drive_watched(s, fd, m);
             const hato_error *se = hato_session_error(s);
             /* A server that dropped the connection before answering MAIL
              * (its idle timeout racing ours) is retried on a new one: no
-             * recipient was tried, so nothing can be sent twice. */
+             * recipient was tried and no content went out (a BDAT chunk
+             * rides with MAIL), so nothing can be sent twice. */
             bool dropped = se != NULL && (se->code == HATO_E_NETWORK || se->code == HATO_E_TLS) &&
-                           hato_message_recipient_reply(m, 0, NULL, NULL) == 0;
+                           hato_message_recipient_reply(m, 0, NULL, NULL) == 0 && !pulled;
             if (!dropped)
                 return client_finish(c, s, fd);
             log_line(&o->log, HATO_LOG_DEBUG, "%s dropped the idle connection; reconnecting",

@@ -34,6 +34,10 @@ void client_drive(hato_session *s, int fd);
 /* After a message: keeps the session when it is idle (keep-alive), else
  * closes it and fd; the message's outcome becomes the client's. */
 hato_code client_finish(hato_client *c, hato_session *s, int fd);
+/* client_drive for a session sending m; returns whether any of m's
+ * content was taken from it (so may have reached the server: with
+ * CHUNKING the first BDAT chunk goes out before any reply). */
+bool client_drive_watched(hato_session *s, int fd, hato_message *m);
 /* Sends m over a new connection: the relay (or its MX hosts), then the
  * fallback relays while nothing can have been delivered (route.c). */
 hato_code client_send_routed(hato_client *c, hato_message *m);

@@ -61,6 +61,26 @@ static ptrdiff_t watched_read(void *user, char *out, size_t cap)
     return w->fn(w->user, out, cap);
 }
 
+bool client_drive_watched(hato_session *s, int fd, hato_message *m)
+{
+    /* The reader is watched for this run only (after it, an idle session
+     * no longer touches the message); in-memory content shows it by its
+     * position, which the session rewound when it started. */
+    size_t before = m->content_pos;
+    pull_watch watch = {m->reader, m->reader_user, false};
+    if (m->reader != NULL) {
+        m->reader = watched_read;
+        m->reader_user = &watch;
+    }
+    client_drive(s, fd);
+    if (watch.fn != NULL) {
+        m->reader = watch.fn;
+        m->reader_user = watch.user;
+        return watch.pulled;
+    }
+    return m->content_pos > before;
+}
+
 /* Whether a failed session leaves room for another host: nothing of the
  * message can have been delivered, and another server may do better.
  * Content leaves the message only when it is about to be written: after
@@ -160,19 +180,7 @@ static bool try_host(hato_client *c, hato_message *m, const hato_options *r, siz
         *code = client_fail(c, &e);
         return true;
     }
-    /* The reader is watched for this session only (after it, an idle
-     * session no longer touches the message). */
-    pull_watch watch = {m->reader, m->reader_user, false};
-    if (m->reader != NULL) {
-        m->reader = watched_read;
-        m->reader_user = &watch;
-    }
-    client_drive(s, fd);
-    if (watch.fn != NULL) {
-        m->reader = watch.fn;
-        m->reader_user = watch.user;
-    }
-    bool pulled = watch.fn != NULL ? watch.pulled : m->content_pos > 0;
+    bool pulled = client_drive_watched(s, fd, m);
     const hato_error *se = hato_session_error(s);
     if (se == NULL || last || !worth_another(se, m, pulled)) {
         bool earlier = se != NULL && rl->attempts > 0;

@@ -427,6 +427,33 @@ def fallback_relay_not_after_bdat(t):
 
 
 @scenario
+def keepalive_no_resend_after_bdat(t):
+    """A queue run sends two messages over one kept connection with
+    PIPELINING and CHUNKING; the relay hangs up after the second message's
+    MAIL, RCPT and BDAT LAST arrived, before any reply.  It may have the
+    message: hato must not reconnect and send it again (one connection in
+    all); the message waits in the queue."""
+    for i in range(2):
+        t.serve([expect_eof()])  # queued only: each run finishes an unused server
+        t.config()
+        t.hato(["-odq", "-f", SENDER, R1], std_message(msgid=b"<ka.%d@client.example.test>" % i))
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "CHUNKING", "8BITMIME"),
+             expect(MAIL_ANY), expect(rcpt(R1)), send("250 2.1.0 Ok", "250 2.1.5 Ok"),
+             expect_bdat(reply="250 2.0.0 Ok: queued as FIRST", last=True),
+             expect(MAIL_ANY), expect(rcpt(R1)), expect(r"BDAT \d+ LAST"), disconnect()],
+            later_421=True)
+    t.config()
+    t.hato(["-q"], b"")
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.check(t.run.server.connections == 1, "hato connected %d times: the message whose content "
+            "had gone out was sent again" % t.run.server.connections)
+    q = t.path(os.path.join("spool", "queue"))
+    left = [n for n in os.listdir(q) if "." not in n] if os.path.isdir(q) else []
+    t.check(len(left) == 1, "expected one message left in the queue, found %s" % left)
+
+
+@scenario
 def fallback_relays_all_fail(t):
     """relayhost and its fallback both refuse: the error names both."""
     t.serve([expect_eof()])
