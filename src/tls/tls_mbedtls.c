@@ -82,10 +82,18 @@
 /* Room for the cipher suites kept from the library's list (3.6 keeps 60 of
  * its 170), plus the terminating 0. */
 #define SUITES_MAX 160
+/* Room for the key-exchange groups kept from the library's list (3.6 has
+ * 13, 2.28 at most 13 curves), plus the terminator. */
+#define GROUPS_MAX 32
 
 struct tls_config {
     mbedtls_ssl_config conf;
     int suites[SUITES_MAX]; /* forward-secret suites, 0-terminated */
+#if MBEDTLS_VERSION_MAJOR >= 3
+    uint16_t groups[GROUPS_MAX]; /* IANA NamedGroups, cheapest first, 0-terminated */
+#else
+    mbedtls_ecp_group_id groups[GROUPS_MAX]; /* MBEDTLS_ECP_DP_NONE-terminated */
+#endif
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
     mbedtls_x509_crt ca;
@@ -615,6 +623,57 @@ static void choose_suites(tls_config *cfg)
     mbedtls_ssl_conf_ciphersuites(&cfg->conf, cfg->suites);
 }
 
+/* The key-exchange groups offered: the library's own list, with the
+ * cheapest ones moved to the front.  The client computes one key share, for
+ * the first group (3.6, TLS 1.3), and TLS 1.2 servers mostly take the
+ * client's order, so the first entry decides most of a handshake's cost.
+ * Measured with callgrind, key generation + shared secret, on the Debian
+ * builds' generic bignum code: 3.6.6 secp256r1 11.4 M instructions (its
+ * generator has a precomputed table), x25519 15.7 M; 2.28.3 x25519 15.6 M,
+ * secp256r1 16.4 M, and its own list starts with secp521r1, 48.0 M.
+ * Nothing is added or removed, so what a server can agree on is unchanged;
+ * both front groups give ~128-bit security. */
+static void choose_groups(tls_config *cfg)
+{
+#if MBEDTLS_VERSION_MAJOR >= 3
+    static const uint16_t cheap[] = {MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1,
+                                     MBEDTLS_SSL_IANA_TLS_GROUP_X25519};
+    const uint16_t *lib = cfg->conf.MBEDTLS_PRIVATE(group_list);
+    const uint16_t end = 0;
+#else
+    static const mbedtls_ecp_group_id cheap[] = {MBEDTLS_ECP_DP_CURVE25519,
+                                                 MBEDTLS_ECP_DP_SECP256R1};
+    const mbedtls_ecp_group_id *lib = cfg->conf.curve_list;
+    const mbedtls_ecp_group_id end = MBEDTLS_ECP_DP_NONE;
+#endif
+    size_t nlib = 0, n = 0;
+    if (lib == NULL)
+        return;
+    while (lib[nlib] != end)
+        nlib++;
+    if (nlib + 1 > GROUPS_MAX)
+        return; /* a library with more groups than expected: keep its order */
+    for (size_t c = 0; c < sizeof cheap / sizeof cheap[0]; c++)
+        for (size_t i = 0; i < nlib; i++)
+            if (lib[i] == cheap[c]) {
+                cfg->groups[n++] = cheap[c];
+                break;
+            }
+    for (size_t i = 0; i < nlib; i++) {
+        bool moved = false;
+        for (size_t c = 0; c < sizeof cheap / sizeof cheap[0]; c++)
+            moved = moved || lib[i] == cheap[c];
+        if (!moved)
+            cfg->groups[n++] = lib[i];
+    }
+    cfg->groups[n] = end;
+#if MBEDTLS_VERSION_MAJOR >= 3
+    mbedtls_ssl_conf_groups(&cfg->conf, cfg->groups);
+#else
+    mbedtls_ssl_conf_curves(&cfg->conf, cfg->groups);
+#endif
+}
+
 tls_config *tls_config_new(const tls_settings *s, char *err, size_t errlen)
 {
 #if MBEDTLS_VERSION_MAJOR >= 3
@@ -679,6 +738,7 @@ tls_config *tls_config_new(const tls_settings *s, char *err, size_t errlen)
     }
     mbedtls_ssl_conf_rng(&cfg->conf, mbedtls_ctr_drbg_random, &cfg->drbg);
     choose_suites(cfg);
+    choose_groups(cfg);
     /* Without verification (levels may/encrypt) no anchors are loaded and
      * any certificate is accepted: the link is encrypted, not authenticated.
      * Pins and TOFU are checked by this file after the handshake, before
