@@ -123,6 +123,48 @@ static hato_code check_message(hato_client *c, const hato_message *m)
     return client_fail(c, &e);
 }
 
+/* Waits for the socket: POLLIN and/or POLLOUT as asked; the events that
+ * are ready, 0 on timeout, -1 on error (errno set). */
+static int wait_events(int fd, short events, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    int n;
+    do
+        n = poll(&p, 1, timeout_ms);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return n;
+    /* An error or hang-up shows as readable: recv() reports it. */
+    return (p.revents & (POLLERR | POLLHUP)) ? (events & POLLIN ? POLLIN : POLLOUT)
+                                             : p.revents & events;
+}
+
+static void drive_read(hato_session *s, int fd, unsigned char *in, size_t cap)
+{
+    ssize_t n = recv(fd, in, cap, 0);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            hato_session_io_failed(s, strerror(errno));
+    } else if (n == 0) {
+        hato_session_input_eof(s);
+    } else {
+        hato_session_input(s, in, (size_t)n);
+    }
+}
+
+static void drive_write(hato_session *s, int fd, const uint8_t *out, size_t len)
+{
+    /* MSG_NOSIGNAL: a closed peer is an error to report, not a SIGPIPE
+     * that kills the application. */
+    ssize_t n = send(fd, out, len, MSG_NOSIGNAL);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            hato_session_io_failed(s, strerror(errno));
+        return;
+    }
+    hato_session_output_done(s, (size_t)n);
+}
+
 void client_drive(hato_session *s, int fd)
 {
     unsigned char in[READ_PIECE];
@@ -130,42 +172,27 @@ void client_drive(hato_session *s, int fd)
         unsigned want = hato_session_want(s);
         if (want & HATO_WANT_DONE)
             return;
-        if (want & HATO_WANT_WRITE) {
-            size_t len;
-            const uint8_t *out = hato_session_output(s, &len);
-            if (len == 0)
-                continue;
-            int ready = transport_wait(fd, POLLOUT, hato_session_timeout(s));
-            if (ready == 0) {
-                hato_session_timed_out(s);
-                continue;
-            }
-            /* MSG_NOSIGNAL: a closed peer is an error to report, not a
-             * SIGPIPE that kills the application. */
-            ssize_t n = ready < 0 ? -1 : send(fd, out, len, MSG_NOSIGNAL);
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EINTR)
-                    continue;
-                hato_session_io_failed(s, strerror(errno));
-                continue;
-            }
-            hato_session_output_done(s, (size_t)n);
-            continue;
-        }
-        int ready = transport_wait(fd, POLLIN, hato_session_timeout(s));
+        size_t len = 0;
+        const uint8_t *out = NULL;
+        if (want & HATO_WANT_WRITE)
+            out = hato_session_output(s, &len);
+        if (want & HATO_WANT_WRITE && len == 0)
+            continue; /* the session decided there was nothing after all */
+        /* Pipelined replies may arrive while a large write goes on: wait
+         * for both, and read first, so neither side stalls on a full
+         * buffer. */
+        short events = (short)((len > 0 ? POLLOUT : 0) | (want & HATO_WANT_READ ? POLLIN : 0));
+        if (events == 0)
+            events = POLLIN; /* nothing asked: an EOF or error still ends it */
+        int ready = wait_events(fd, events, hato_session_timeout(s));
         if (ready == 0) {
             hato_session_timed_out(s);
-            continue;
-        }
-        ssize_t n = ready < 0 ? -1 : recv(fd, in, sizeof in, 0);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
+        } else if (ready < 0) {
             hato_session_io_failed(s, strerror(errno));
-        } else if (n == 0) {
-            hato_session_input_eof(s);
+        } else if (ready & POLLIN) {
+            drive_read(s, fd, in, sizeof in);
         } else {
-            hato_session_input(s, in, (size_t)n);
+            drive_write(s, fd, out, len);
         }
     }
 }

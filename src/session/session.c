@@ -356,6 +356,8 @@ static void report_chain_line(void *user, const char *text)
 /* Probe mode: what a person checks with openssl s_client. */
 static void report_tls(hato_session *s)
 {
+    if (!smtp_probing(s->core))
+        return; /* describing the chain costs more than the whole record layer */
     smtp_report(s->core, "TLS: %s", tls_conn_summary(s->tls));
     smtp_report(s->core, "certificate chain as the server sent it:");
     tls_conn_describe_chain(s->tls, report_chain_line, s->core);

@@ -59,6 +59,11 @@ void smtp_report(const smtp *s, const char *fmt, ...)
     s->report(s->report_user, line);
 }
 
+bool smtp_probing(const smtp *s)
+{
+    return s->report != NULL;
+}
+
 void smtp_set_probe(smtp *s, hato_probe_fn fn, void *user)
 {
     s->report = fn;

@@ -59,6 +59,8 @@ const char *smtp_timeout_key(hato_timeout kind);
 const hato_error *smtp_error(const smtp *s);
 /* Probe mode: report lines go to fn; the session stops before MAIL. */
 void smtp_set_probe(smtp *s, hato_probe_fn fn, void *user);
+/* True in probe mode. */
+bool smtp_probing(const smtp *s);
 /* One report line, in probe mode only. */
 void smtp_report(const smtp *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* For log lines: the state's name. */

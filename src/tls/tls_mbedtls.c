@@ -82,13 +82,24 @@
 /* Room for the cipher suites kept from the library's list (3.6 keeps 60 of
  * its 170), plus the terminating 0. */
 #define SUITES_MAX 160
+/* Room for the key-exchange groups kept from the library's list (3.6 has
+ * 13, 2.28 at most 13 curves), plus the terminator. */
+#define GROUPS_MAX 32
 
 struct tls_config {
     mbedtls_ssl_config conf;
     int suites[SUITES_MAX]; /* forward-secret suites, 0-terminated */
+#if MBEDTLS_VERSION_MAJOR >= 3
+    uint16_t groups[GROUPS_MAX]; /* IANA NamedGroups, cheapest first, 0-terminated */
+#else
+    mbedtls_ecp_group_id groups[GROUPS_MAX]; /* MBEDTLS_ECP_DP_NONE-terminated */
+#endif
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
     mbedtls_x509_crt ca;
+    /* The files the anchors came from (owned), for the session binding. */
+    struct tls_anchor_file *files;
+    size_t nfiles, files_cap;
     bool verify;
     char store[600]; /* the trust store searched, for messages */
     int min_version; /* 12 or 13 */
@@ -245,22 +256,228 @@ static size_t chain_length(const mbedtls_x509_crt *crt)
     return n;
 }
 
+/* A CA file or one file of a CA directory: Debian's bundle is ~220 KB. */
+#define CA_FILE_MAX (16 * 1024 * 1024)
+
+/* The identity of a file the anchors came from, for the session binding:
+ * any rewrite, replacement or touch changes the change time (which no
+ * caller can set back), most also the size, inode or modification time. */
+struct tls_anchor_file {
+    uint64_t dev, ino, size;
+    int64_t mtime_s, mtime_ns, ctime_s, ctime_ns;
+};
+
+static bool note_anchor_file(tls_config *cfg, const struct stat *sb)
+{
+    if (cfg->nfiles == cfg->files_cap) {
+        size_t cap = cfg->files_cap ? 2 * cfg->files_cap : 8;
+        struct tls_anchor_file *f = realloc(cfg->files, cap * sizeof *f);
+        if (f == NULL)
+            return false;
+        cfg->files = f;
+        cfg->files_cap = cap;
+    }
+    cfg->files[cfg->nfiles++] = (struct tls_anchor_file){
+        .dev = (uint64_t)sb->st_dev, .ino = (uint64_t)sb->st_ino,
+        .size = (uint64_t)sb->st_size,
+        .mtime_s = (int64_t)sb->st_mtim.tv_sec, .mtime_ns = (int64_t)sb->st_mtim.tv_nsec,
+        .ctime_s = (int64_t)sb->st_ctim.tv_sec, .ctime_ns = (int64_t)sb->st_ctim.tv_nsec};
+    return true;
+}
+
+static bool anchor_file_seen(const tls_config *cfg, const struct stat *sb)
+{
+    for (size_t i = 0; i < cfg->nfiles; i++)
+        if (cfg->files[i].dev == (uint64_t)sb->st_dev && cfg->files[i].ino == (uint64_t)sb->st_ino)
+            return true;
+    return false;
+}
+
+/* Base64 digit values; B64_SPACE for line breaks and blanks, B64_PAD for
+ * '=', B64_BAD for everything else. */
+#define B64_BAD (-1)
+#define B64_SPACE (-2)
+#define B64_PAD (-3)
+static const signed char base64_value[256] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -2, -2, -1, -1, -2, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -2, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -3, -1, -1,
+    -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
+    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+
+/* Decodes the base64 of one PEM block, skipping line breaks and blanks;
+ * dst has room for len bytes.  Certificates are public, so this is a plain
+ * table decoder: mbedTLS's own is constant-time, made for private keys, and
+ * costs ~450 K instructions per certificate (64 M for Debian's bundle). */
+static bool decode_pem_body(const char *src, size_t len, unsigned char *dst, size_t *out)
+{
+    uint32_t acc = 0;
+    int bits = 0, pad = 0;
+    size_t n = 0;
+    const unsigned char *u = (const unsigned char *)src;
+    for (size_t i = 0; i < len; i++) {
+        /* Four digits at a time inside a line (64 to a PEM line). */
+        while (bits == 0 && pad == 0 && len - i >= 4) {
+            int a = base64_value[u[i]], b = base64_value[u[i + 1]];
+            int c = base64_value[u[i + 2]], d = base64_value[u[i + 3]];
+            if ((a | b | c | d) < 0)
+                break;
+            uint32_t w = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+            dst[n] = (unsigned char)(w >> 16);
+            dst[n + 1] = (unsigned char)(w >> 8);
+            dst[n + 2] = (unsigned char)w;
+            n += 3;
+            i += 4;
+        }
+        if (i == len)
+            break;
+        int v = base64_value[u[i]];
+        if (v >= 0 && pad == 0) {
+            acc = (acc << 6 | (uint32_t)v) & 0xffffff;
+            bits += 6;
+            if (bits >= 8) {
+                bits -= 8;
+                dst[n++] = (unsigned char)(acc >> bits);
+            }
+        } else if (v == B64_PAD && pad < 2) {
+            pad++;
+        } else if (v != B64_SPACE) {
+            return false; /* headers (Proc-Type...), stray bytes, data after '=' */
+        }
+    }
+    *out = n;
+    return n > 0;
+}
+
+/* Is this DER certificate already an anchor?  /etc/ssl/certs holds each CA
+ * twice (NAME.pem and the bundle), which a CA directory would load twice. */
+static bool have_anchor(const tls_config *cfg, const unsigned char *der, size_t len)
+{
+    for (const mbedtls_x509_crt *c = &cfg->ca; c != NULL && c->version != 0; c = c->next)
+        if (c->raw.len == len && memcmp(c->raw.p, der, len) == 0)
+            return true;
+    return false;
+}
+
+/* Adds the certificates of one file (text ending in a NUL) to the anchors:
+ * each "CERTIFICATE" PEM block, or the whole file as DER, as
+ * mbedtls_x509_crt_parse() does.  Blocks that do not parse are skipped (a
+ * bundle with one odd entry still serves); *rc keeps the first error. */
+static size_t add_anchors(tls_config *cfg, unsigned char *data, size_t len, int *rc)
+{
+    static const char begin[] = "-----BEGIN CERTIFICATE-----";
+    static const char end[] = "-----END CERTIFICATE-----";
+    size_t added = 0;
+    const char *text = (const char *)data;
+    if (strstr(text, begin) == NULL) {
+        if (have_anchor(cfg, data, len))
+            return 1;
+        int r = mbedtls_x509_crt_parse_der(&cfg->ca, data, len);
+        if (r != 0 && *rc == 0)
+            *rc = r;
+        return r == 0;
+    }
+    unsigned char *der = malloc(len);
+    if (der == NULL) {
+        *rc = MBEDTLS_ERR_X509_ALLOC_FAILED;
+        return 0;
+    }
+    for (const char *p = strstr(text, begin); p != NULL; p = strstr(p, begin)) {
+        p += sizeof begin - 1;
+        const char *q = strstr(p, end);
+        if (q == NULL)
+            break;
+        size_t n = 0;
+        int r = MBEDTLS_ERR_X509_INVALID_FORMAT;
+        if (decode_pem_body(p, (size_t)(q - p), der, &n))
+            r = have_anchor(cfg, der, n) ? 0 : mbedtls_x509_crt_parse_der(&cfg->ca, der, n);
+        if (r == 0)
+            added++;
+        else if (*rc == 0)
+            *rc = r;
+        if (r == MBEDTLS_ERR_X509_ALLOC_FAILED)
+            break;
+        p = q + sizeof end - 1;
+    }
+    free(der);
+    return added;
+}
+
+/* Reads one file of certificates through the descriptor it stats.  False
+ * with errno set when it cannot be read; *skipped when it is not a regular
+ * file or was read already (a CA directory's hash links). */
+static bool read_ca_file(tls_config *cfg, const char *path, unsigned char **data, size_t *len,
+                         bool *skipped)
+{
+    *skipped = false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return false;
+    struct stat sb;
+    unsigned char *p = NULL;
+    size_t have = 0;
+    int saved = 0;
+    if (fstat(fd, &sb) != 0) {
+        saved = errno;
+    } else if (!S_ISREG(sb.st_mode) || anchor_file_seen(cfg, &sb)) {
+        *skipped = true;
+    } else if (sb.st_size > CA_FILE_MAX) {
+        saved = EFBIG;
+    } else if ((p = malloc((size_t)sb.st_size + 1)) == NULL || !note_anchor_file(cfg, &sb)) {
+        saved = ENOMEM;
+    } else {
+        while (have < (size_t)sb.st_size) {
+            ssize_t n = read(fd, p + have, (size_t)sb.st_size - have);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                saved = n < 0 ? errno : EIO; /* it shrank while read */
+                break;
+            }
+            have += (size_t)n;
+        }
+    }
+    close(fd);
+    if (saved != 0 || *skipped) {
+        free(p);
+        errno = saved;
+        return *skipped;
+    }
+    p[have] = '\0';
+    *data = p;
+    *len = have;
+    return true;
+}
+
 /* fix: what a person does about a bad file, e.g. "check smtp_tls_CAfile" */
 static bool load_ca_file(tls_config *cfg, const char *path, const char *fix, char *err,
                          size_t errlen)
 {
-    /* mbedTLS reports only "file I/O error": ask the system for the reason. */
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        set_err(err, errlen, "cannot read CA file %s: %s; %s", path, strerror(errno), fix);
+    unsigned char *data = NULL;
+    size_t len = 0;
+    bool skipped;
+    /* mbedTLS reports only "file I/O error": the system's reason is better. */
+    if (!read_ca_file(cfg, path, &data, &len, &skipped) || skipped) {
+        set_err(err, errlen, "cannot read CA file %s: %s; %s", path,
+                skipped ? "not a regular file" : strerror(errno), fix);
         return false;
     }
-    fclose(f);
-    size_t before = chain_length(&cfg->ca);
-    int rc = mbedtls_x509_crt_parse_file(&cfg->ca, path);
-    /* rc > 0 counts certificates that did not parse beside ones that did:
-     * a bundle with one odd entry still serves. */
-    if (rc < 0 || chain_length(&cfg->ca) == before) {
+    int rc = 0;
+    size_t added = add_anchors(cfg, data, len, &rc);
+    free(data);
+    if (added == 0) {
         char why[256];
         describe_code(rc < 0 ? rc : MBEDTLS_ERR_X509_INVALID_FORMAT, why, sizeof why);
         set_err(err, errlen, "CA file %s holds no certificate that can be used (%s); %s", path,
@@ -270,6 +487,8 @@ static bool load_ca_file(tls_config *cfg, const char *path, const char *fix, cha
     return true;
 }
 
+/* Every regular file of the directory, as mbedtls_x509_crt_parse_path()
+ * does; files that do not parse are skipped. */
 static bool load_ca_path(tls_config *cfg, const char *path, char *err, size_t errlen)
 {
     DIR *d = opendir(path);
@@ -278,10 +497,29 @@ static bool load_ca_path(tls_config *cfg, const char *path, char *err, size_t er
                 strerror(errno));
         return false;
     }
+    struct stat dsb;
+    int rc = 0;
+    size_t added = 0;
+    /* Adding or removing an entry changes the directory's own times. */
+    if (fstat(dirfd(d), &dsb) != 0 || !note_anchor_file(cfg, &dsb))
+        rc = MBEDTLS_ERR_X509_FILE_IO_ERROR;
+    for (struct dirent *e; rc != MBEDTLS_ERR_X509_ALLOC_FAILED && (e = readdir(d)) != NULL;) {
+        char name[PATH_MAX];
+        if (e->d_name[0] == '.' && (e->d_name[1] == '\0' ||
+                                    (e->d_name[1] == '.' && e->d_name[2] == '\0')))
+            continue;
+        if ((size_t)snprintf(name, sizeof name, "%s/%s", path, e->d_name) >= sizeof name)
+            continue;
+        unsigned char *data = NULL;
+        size_t len = 0;
+        bool skipped;
+        if (!read_ca_file(cfg, name, &data, &len, &skipped) || skipped)
+            continue;
+        added += add_anchors(cfg, data, len, &rc);
+        free(data);
+    }
     closedir(d);
-    size_t before = chain_length(&cfg->ca);
-    int rc = mbedtls_x509_crt_parse_path(&cfg->ca, path);
-    if (rc < 0 || chain_length(&cfg->ca) == before) {
+    if (added == 0) {
         char why[256];
         describe_code(rc < 0 ? rc : MBEDTLS_ERR_X509_INVALID_FORMAT, why, sizeof why);
         set_err(err, errlen, "CA directory %s holds no certificate that can be used (%s); "
@@ -579,9 +817,18 @@ static bool make_binding(tls_config *cfg, const tls_settings *s)
     if (s->verify) {
         bind_str(&b, s->ca_file);
         bind_str(&b, s->ca_path);
-        /* The anchors themselves: a CA removed from the file stops resumption. */
-        for (const mbedtls_x509_crt *c = &cfg->ca; c != NULL && c->version != 0; c = c->next)
-            bind_add(&b, c->raw.p, c->raw.len);
+        /* The anchors' files as they were read: a CA removed from (or added
+         * to) a file or directory stops resumption.  Their identity, not
+         * their bytes: SHA-256 over Debian's bundle costs ~10 M
+         * instructions, more than a third of a whole send. */
+        for (size_t i = 0; i < cfg->nfiles; i++) {
+            const struct tls_anchor_file *f = &cfg->files[i];
+            uint64_t v[7] = {f->dev, f->ino, f->size, (uint64_t)f->mtime_s,
+                             (uint64_t)f->mtime_ns, (uint64_t)f->ctime_s, (uint64_t)f->ctime_ns};
+            bind_add(&b, v, sizeof v);
+        }
+        size_t n = chain_length(&cfg->ca);
+        bind_add(&b, &n, sizeof n);
     }
     bind_str(&b, cfg->pin_md_name);
     for (size_t i = 0; i < cfg->npins; i++) {
@@ -613,6 +860,57 @@ static void choose_suites(tls_config *cfg)
     }
     cfg->suites[n] = 0;
     mbedtls_ssl_conf_ciphersuites(&cfg->conf, cfg->suites);
+}
+
+/* The key-exchange groups offered: the library's own list, with the
+ * cheapest ones moved to the front.  The client computes one key share, for
+ * the first group (3.6, TLS 1.3), and TLS 1.2 servers mostly take the
+ * client's order, so the first entry decides most of a handshake's cost.
+ * Measured with callgrind, key generation + shared secret, on the Debian
+ * builds' generic bignum code: 3.6.6 secp256r1 11.4 M instructions (its
+ * generator has a precomputed table), x25519 15.7 M; 2.28.3 x25519 15.6 M,
+ * secp256r1 16.4 M, and its own list starts with secp521r1, 48.0 M.
+ * Nothing is added or removed, so what a server can agree on is unchanged;
+ * both front groups give ~128-bit security. */
+static void choose_groups(tls_config *cfg)
+{
+#if MBEDTLS_VERSION_MAJOR >= 3
+    static const uint16_t cheap[] = {MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1,
+                                     MBEDTLS_SSL_IANA_TLS_GROUP_X25519};
+    const uint16_t *lib = cfg->conf.MBEDTLS_PRIVATE(group_list);
+    const uint16_t end = 0;
+#else
+    static const mbedtls_ecp_group_id cheap[] = {MBEDTLS_ECP_DP_CURVE25519,
+                                                 MBEDTLS_ECP_DP_SECP256R1};
+    const mbedtls_ecp_group_id *lib = cfg->conf.curve_list;
+    const mbedtls_ecp_group_id end = MBEDTLS_ECP_DP_NONE;
+#endif
+    size_t nlib = 0, n = 0;
+    if (lib == NULL)
+        return;
+    while (lib[nlib] != end)
+        nlib++;
+    if (nlib + 1 > GROUPS_MAX)
+        return; /* a library with more groups than expected: keep its order */
+    for (size_t c = 0; c < sizeof cheap / sizeof cheap[0]; c++)
+        for (size_t i = 0; i < nlib; i++)
+            if (lib[i] == cheap[c]) {
+                cfg->groups[n++] = cheap[c];
+                break;
+            }
+    for (size_t i = 0; i < nlib; i++) {
+        bool moved = false;
+        for (size_t c = 0; c < sizeof cheap / sizeof cheap[0]; c++)
+            moved = moved || lib[i] == cheap[c];
+        if (!moved)
+            cfg->groups[n++] = lib[i];
+    }
+    cfg->groups[n] = end;
+#if MBEDTLS_VERSION_MAJOR >= 3
+    mbedtls_ssl_conf_groups(&cfg->conf, cfg->groups);
+#else
+    mbedtls_ssl_conf_curves(&cfg->conf, cfg->groups);
+#endif
 }
 
 tls_config *tls_config_new(const tls_settings *s, char *err, size_t errlen)
@@ -679,6 +977,7 @@ tls_config *tls_config_new(const tls_settings *s, char *err, size_t errlen)
     }
     mbedtls_ssl_conf_rng(&cfg->conf, mbedtls_ctr_drbg_random, &cfg->drbg);
     choose_suites(cfg);
+    choose_groups(cfg);
     /* Without verification (levels may/encrypt) no anchors are loaded and
      * any certificate is accepted: the link is encrypted, not authenticated.
      * Pins and TOFU are checked by this file after the handshake, before
@@ -734,6 +1033,7 @@ void tls_config_free(tls_config *cfg)
         return;
     mbedtls_ssl_config_free(&cfg->conf);
     mbedtls_x509_crt_free(&cfg->ca);
+    free(cfg->files);
     mbedtls_x509_crt_free(&cfg->own_crt);
     mbedtls_pk_free(&cfg->own_key);
     free(cfg->pins);

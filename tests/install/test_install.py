@@ -13,7 +13,8 @@ parser when it is missing), and that the installed hato runs from there
 The test's own build directory is not used: its options are whatever the
 developer chose.  PKG_CONFIG_PATH comes from the environment, and
 --mbedtls repeats the outer build's choice, so the fresh build finds the
-same mbedTLS.  HATO_TEST_KEEP=1 keeps the temporary directory.
+same mbedTLS; --static-program repeats -Dstatic_program, with which the
+installed hato must load none of libhato, mbedTLS and libgsasl.  HATO_TEST_KEEP=1 keeps the temporary directory.
 """
 import argparse
 import configparser
@@ -240,7 +241,7 @@ def check_units(root, tmp):
         ok("unit syntax checked without systemd-analyze: " + ", ".join(present))
 
 
-def check_runs(root, tmp, build):
+def check_runs(root, tmp, build, static_program):
     libs = glob.glob(os.path.join(root, "usr/lib/**/libhato.so.0"), recursive=True)
     if not libs:
         return
@@ -255,11 +256,20 @@ def check_runs(root, tmp, build):
 
     hato = os.path.join(root, "usr/sbin/hato")
     r = subprocess.run(["ldd", hato], capture_output=True, text=True, env=env)
-    line = [l for l in r.stdout.split("\n") if "libhato.so" in l]
-    if not line or os.path.realpath(root) not in line[0] and root not in line[0]:
-        fail("installed hato does not load the installed libhato: %s" % (line or r.stdout))
+    if static_program:
+        shared = [l.strip() for l in r.stdout.split("\n")
+                  if any(n in l for n in ("libhato.so", "libmbed", "libgsasl"))]
+        if r.returncode != 0 or shared:
+            fail("installed hato, built with -Dstatic_program=true, loads %s"
+                 % (shared or r.stdout + r.stderr))
+        else:
+            ok("installed hato has libhato, mbedTLS and libgsasl linked in")
     else:
-        ok("installed hato loads " + line[0].strip())
+        line = [l for l in r.stdout.split("\n") if "libhato.so" in l]
+        if not line or os.path.realpath(root) not in line[0] and root not in line[0]:
+            fail("installed hato does not load the installed libhato: %s" % (line or r.stdout))
+        else:
+            ok("installed hato loads " + line[0].strip())
 
     spool = os.path.join(tmp, "spool")
     aliases = os.path.join(tmp, "aliases")
@@ -303,6 +313,7 @@ def check_runs(root, tmp, build):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mbedtls", default="auto")
+    ap.add_argument("--static-program", default="false", choices=["true", "false"])
     opts = ap.parse_args()
     src = os.environ.get("HATO_SOURCE_ROOT")
     if not src:
@@ -316,7 +327,8 @@ def main():
     print("working in " + tmp, flush=True)
     try:
         setup = ["meson", "setup", build, src, "--prefix=/usr",
-                 "-Dsendmail_links=true", "-Dsystemd=true", "-Dmbedtls=" + opts.mbedtls]
+                 "-Dsendmail_links=true", "-Dsystemd=true", "-Dmbedtls=" + opts.mbedtls,
+                 "-Dstatic_program=" + opts.static_program]
         if run(setup, os.path.join(tmp, "setup.log")) \
                 and run(["meson", "compile", "-C", build], os.path.join(tmp, "compile.log")) \
                 and run(["meson", "install", "-C", build, "--no-rebuild", "--destdir", root],
@@ -325,7 +337,7 @@ def main():
             check_links(root)
             check_man(root, tmp)
             check_units(root, tmp)
-            check_runs(root, tmp, build)
+            check_runs(root, tmp, build, opts.static_program == "true")
     finally:
         if failures or os.environ.get("HATO_TEST_KEEP"):
             print("kept " + tmp)

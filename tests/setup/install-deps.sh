@@ -8,8 +8,8 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 prefix="$top/.deps/mbedtls-3.6"
 
 packages="build-essential meson ninja-build pkg-config libmbedtls-dev
-    libgsasl-dev libidn2-dev postfix dovecot-core openssl python3 ca-certificates
-    dnsmasq-base"
+    libgsasl-dev libidn2-dev libunistring-dev postfix dovecot-core openssl python3
+    ca-certificates dnsmasq-base"
 
 missing=""
 for p in $packages; do

@@ -889,6 +889,95 @@ static void check_resume(bool tls12)
     tls_session_free(second, second_len);
 }
 
+/* Anchor files in other shapes: a bundle with a damaged entry, CRLF line
+ * ends and text around the blocks, and a DER file. */
+static void test_anchor_formats(void)
+{
+    const char *odd = in_dir("odd-bundle.pem");
+    FILE *f = fopen(odd, "wb");
+    FILE *ca = fopen(in_dir("ca.crt"), "rb");
+    CHECK(f != NULL && ca != NULL);
+    if (f == NULL || ca == NULL) {
+        if (f != NULL)
+            fclose(f);
+        if (ca != NULL)
+            fclose(ca);
+        return;
+    }
+    fputs("# a comment\r\n-----BEGIN CERTIFICATE-----\r\nMIIB!!notbase64\r\n"
+          "-----END CERTIFICATE-----\r\nsubject=CN = hato test CA\r\n", f);
+    for (int ch; (ch = fgetc(ca)) != EOF;) {
+        if (ch == '\n')
+            fputc('\r', f);
+        fputc(ch, f);
+    }
+    fclose(ca);
+    fclose(f);
+    check_verified("localhost", false, 4096, verify_with(odd));
+
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "openssl x509 -in '%s' -outform DER -out '%s'", in_dir("ca.crt"),
+             in_dir("ca.der"));
+    if (system(cmd) == 0)
+        check_verified("localhost", false, 4096, verify_with(in_dir("ca.der")));
+    else
+        CHECK(!"openssl x509 -outform DER");
+}
+
+/* Appends file from to file to (created when missing). */
+static bool append_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "ab");
+    bool ok = in != NULL && out != NULL;
+    char chunk[4096];
+    size_t n;
+    while (ok && (n = fread(chunk, 1, sizeof chunk, in)) > 0)
+        ok = fwrite(chunk, 1, n, out) == n;
+    if (in != NULL)
+        fclose(in);
+    if (out != NULL && fclose(out) != 0)
+        ok = false;
+    return ok;
+}
+
+/* A saved session is bound to the anchors' files as they were: a CA added
+ * to the file (or removed from it) stops resumption. */
+static void test_resume_anchors(void)
+{
+    const char *anchors = in_dir("anchors.pem");
+    CHECK(append_file(in_dir("ca.crt"), anchors));
+    tls_settings set = verify_with(anchors);
+    server_opts o = {.tls12_only = true};
+    pair p;
+    unsigned char *first = NULL;
+    size_t first_len = 0;
+    if (!connect_pair(&p, set, "localhost", o, 4096))
+        return;
+    CHECK_INT(p.st, TLS_OK);
+    exchange(&p);
+    bool have = got_session(&p, &first, &first_len);
+    pair_free(&p);
+    if (!have)
+        return;
+    offer_data = first;
+    offer_len = first_len;
+    if (connect_pair(&p, set, "localhost", o, 4096)) {
+        CHECK(offer_taken);
+        CHECK(tls_conn_resumed(p.c));
+        pair_free(&p);
+    }
+    CHECK(append_file(in_dir("other-ca.crt"), anchors));
+    offer_data = first;
+    offer_len = first_len;
+    if (connect_pair(&p, set, "localhost", o, 4096)) {
+        CHECK(!offer_taken);
+        CHECK_INT(p.st, TLS_OK);
+        CHECK(!tls_conn_resumed(p.c));
+        pair_free(&p);
+    }
+    tls_session_free(first, first_len);
+}
+
 static void test_resume(void)
 {
     check_resume(true);
@@ -1049,6 +1138,8 @@ int main(void)
         test_min_version();
         test_client_cert();
         test_resume();
+        test_resume_anchors();
+        test_anchor_formats();
         test_state_dir();
         test_channel_binding();
         test_describe();
