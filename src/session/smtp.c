@@ -491,10 +491,15 @@ void smtp_eof(smtp *s)
         smtp_set_state(s, SMTP_DONE);
         return;
     }
-    if (s->state == SMTP_BODY || s->state == SMTP_DOT)
+    if (s->state == SMTP_BODY)
         smtp_fail(s, HATO_E_NETWORK, HATO_LAYER_TRANSPORT, true,
                   "%s closed the connection in the middle of the message; it was not delivered",
                   s->opt->host);
+    else if (s->state == SMTP_DOT)
+        /* RFC 1047: the end of data went out, its answer did not come. */
+        smtp_fail(s, HATO_E_NETWORK, HATO_LAYER_TRANSPORT, true,
+                  "%s closed the connection after the end of the message without answering "
+                  "it; the message may or may not have been delivered", s->opt->host);
     else
         smtp_fail(s, HATO_E_NETWORK, HATO_LAYER_TRANSPORT, true,
                   "%s closed the connection during %s", s->opt->host, state_names[s->state]);
