@@ -247,6 +247,13 @@ HATO_EXPORT hato_code hato_options_set_sasl_security(hato_options *o, unsigned p
  * or "localhost"). */
 HATO_EXPORT hato_code hato_options_set_helo_name(hato_options *o, const char *name);
 
+/* EHLO keywords to treat as not offered (Postfix's
+ * smtp_discard_ehlo_keywords): "chunking" for a server whose BDAT is
+ * broken, "pipelining", "starttls" and so on, separated by commas or
+ * spaces, any case; names hato does not use are accepted and change
+ * nothing.  NULL or "" (default): none. */
+HATO_EXPORT hato_code hato_options_set_discard_ehlo_keywords(hato_options *o, const char *list);
+
 /* Keep the connection (with its TLS session and login) open after a
  * message for up to idle_ms, so that the next hato_client_send reuses it
  * instead of connecting, negotiating TLS and logging in again; a server

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reply/ehlo.h"
 #include "util/secret.h"
 
 /* RFC 5321 section 4.5.3.2 minimums, as Postfix uses them. */
@@ -172,6 +173,12 @@ hato_code hato_options_set_helo_name(hato_options *o, const char *name)
     if (name != NULL && (name[0] == '\0' || !is_clean(name) || strchr(name, ' ')))
         return HATO_E_ARGUMENT;
     return set_string(&o->helo_name, name);
+}
+
+hato_code hato_options_set_discard_ehlo_keywords(hato_options *o, const char *list)
+{
+    o->discard_ehlo = list != NULL ? ehlo_flags_named(list) : 0;
+    return HATO_OK;
 }
 
 hato_code hato_options_set_keep_alive(hato_options *o, unsigned idle_ms)

@@ -29,6 +29,7 @@ struct hato_options {
     char *helo_name;       /* owned, may be NULL: gethostname() */
     logger log;
     unsigned keep_alive_ms; /* 0: QUIT after each message */
+    unsigned discard_ehlo;  /* EHLO_* flags treated as not offered */
     hato_tls_version tls_min_version;
     char *cert_file;       /* owned, may be NULL */
     char *key_file;        /* owned, may be NULL: the key is in cert_file */

@@ -86,6 +86,7 @@ static const struct known {
      * only those.  See docs/config.md. */
     {"smtp_sasl_tls_security_options", "noanonymous"},
     {"smtp_sasl_mechanism_filter", ""},
+    {"smtp_discard_ehlo_keywords", ""},
     {"smtp_sasl_auth_soft_bounce", "yes"},
     {"smtp_sender_dependent_authentication", "no"},
     /* hato's own keys. */
@@ -1197,6 +1198,8 @@ static enum config_status resolve_sasl(struct parser *p)
         return st;
     if ((st = get_string(p, "smtp_sasl_mechanism_filter", &c->mech_filter)) != CONFIG_OK)
         return st;
+    if ((st = get_string(p, "smtp_discard_ehlo_keywords", &c->discard_ehlo)) != CONFIG_OK)
+        return st;
     if ((st = parse_security(p, "smtp_sasl_security_options", &c->sasl_plain)) != CONFIG_OK)
         return st;
     if ((st = parse_security(p, "smtp_sasl_tls_security_options", &c->sasl_tls)) != CONFIG_OK)
@@ -1746,6 +1749,7 @@ void config_free(struct config *c)
     free(c->ca_path);
     free_vector(c->password_maps, c->npassword_maps);
     free(c->mech_filter);
+    free(c->discard_ehlo);
     free(c->myhostname);
     free(c->mydomain);
     free(c->myorigin);

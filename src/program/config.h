@@ -91,6 +91,7 @@ struct config {
     size_t npassword_maps;
     unsigned password_maps_line;
     char *mech_filter;          /* NULL: all */
+    char *discard_ehlo;         /* smtp_discard_ehlo_keywords, "" for none */
     unsigned sasl_plain;        /* HATO_SASL_* for unencrypted links */
     unsigned sasl_tls;          /* HATO_SASL_* for TLS links */
     bool auth_soft_bounce;

@@ -351,6 +351,8 @@ static int relay_options(struct program *pg, hato_options *o, const struct confi
         return options_fail(rc, "smtp_sasl_security_options");
     if ((rc = hato_options_set_helo_name(o, c->helo_name)) != HATO_OK)
         return options_fail(rc, "smtp_helo_name");
+    if ((rc = hato_options_set_discard_ehlo_keywords(o, c->discard_ehlo)) != HATO_OK)
+        return options_fail(rc, "smtp_discard_ehlo_keywords");
     /* -v shows everything; smtp_tls_loglevel chooses what the maillog gets. */
     hato_log_level level = pg->args.verbose > 0 ? HATO_LOG_TRACE
                            : c->tls_loglevel >= 2 ? HATO_LOG_DEBUG

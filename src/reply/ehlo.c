@@ -65,6 +65,19 @@ static unsigned keyword_flag(const char *s, size_t n)
     return 0;
 }
 
+unsigned ehlo_flags_named(const char *list)
+{
+    unsigned flags = 0;
+    while (*list != '\0') {
+        list += strspn(list, " ,\t");
+        size_t n = strcspn(list, " ,\t");
+        if (n > 0)
+            flags |= keyword_flag(list, n);
+        list += n;
+    }
+    return flags;
+}
+
 /* "SIZE" alone or "SIZE 0" leaves size_limit 0 (RFC 1870 4: no fixed
  * limit); a parameter that is not a whole number, or does not fit, is
  * ignored rather than guessed at. */

@@ -47,6 +47,9 @@ typedef struct ehlo_caps {
  * ("STARTTLSX" is not STARTTLS); unknown ones are ignored.  Never fails: a
  * malformed parameter is ignored ("SIZE abc" sets EHLO_SIZE, size_limit 0). */
 void ehlo_parse(ehlo_caps *caps, const reply *r);
+/* The EHLO_* flags of the keywords in list (separated by commas, spaces or
+ * tabs, any case); names hato does not use add nothing. */
+unsigned ehlo_flags_named(const char *list);
 /* True when the mechanism list holds exactly name, any case ("plain" yes,
  * "PLAINX" and "PLAI" no).  False for NULL or "". */
 bool ehlo_has_auth(const ehlo_caps *caps, const char *name);

@@ -274,6 +274,14 @@ static void on_ehlo(smtp *s, const reply *r)
     if (reply_class(r) == 2) {
         ehlo_parse(&s->caps, r);
         report_capabilities(s, r);
+        unsigned dropped = s->caps.flags & s->opt->discard_ehlo;
+        if (dropped != 0) {
+            log_line(s->log, HATO_LOG_DEBUG, "ehlo: treating some offers as absent "
+                     "(smtp_discard_ehlo_keywords)");
+            s->caps.flags &= ~dropped;
+            if (dropped & EHLO_AUTH)
+                s->caps.auth[0] = '\0';
+        }
         const hato_options *o = s->opt;
         if (!s->tls_active && o->tls_level >= HATO_TLS_MAY && (s->caps.flags & EHLO_STARTTLS)) {
             smtp_set_state(s, SMTP_STARTTLS);

@@ -1737,3 +1737,18 @@ def eight_bit_without_8bitmime(t):
     t.stderr_has("8BITMIME")
     t.exit_code(EX_DATAERR)
     bounced_for_good(t)
+
+
+@scenario
+def discard_chunking(t):
+    """smtp_discard_ehlo_keywords = chunking: a server's CHUNKING is ignored
+    and the message goes with DATA."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "CHUNKING", "8BITMIME")]
+            + transaction([R1]))
+    t.config(smtp_discard_ehlo_keywords="chunking")
+    msg = std_message()
+    t.hato(["-f", SENDER, R1], msg)
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.no_command("BDAT")
+    body_is(t, dot_stuff(msg))

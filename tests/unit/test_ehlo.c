@@ -301,5 +301,11 @@ int main(void)
     test_size();
     test_auth_names();
     test_not_250();
+    /* smtp_discard_ehlo_keywords' names. */
+    CHECK_INT(ehlo_flags_named(""), 0);
+    CHECK_INT(ehlo_flags_named("chunking"), EHLO_CHUNKING);
+    CHECK_INT(ehlo_flags_named(" Pipelining,CHUNKING\tsize ,, etrn silent-discard"),
+              EHLO_PIPELINING | EHLO_CHUNKING | EHLO_SIZE);
+    CHECK_INT(ehlo_flags_named("chunkingx pipelin"), 0);
     return check_finish("ehlo");
 }
