@@ -9,8 +9,9 @@
  *
  * Prints one line of JSON: messages, seconds, messages per second, MB/s
  * of message content, the heap the library holds for a live session
- * (mallinfo2 while the first body is being pulled, less the figure before
- * the client existed), and the process's peak RSS.
+ * (mallinfo2 when the first body and when the last body start to be
+ * pulled, less the figure before the client existed), and the process's
+ * peak RSS.
  */
 #define _GNU_SOURCE
 #include <hato.h>
@@ -37,7 +38,7 @@ static double now(void)
 struct body {
     unsigned long long size, done;
     unsigned index;
-    size_t heap_seen; /* heap in use at the first read of the first message */
+    size_t heap_seen; /* heap in use at the first read of this message */
     char header[256];
     size_t header_len;
 };
@@ -105,7 +106,7 @@ int main(int argc, char **argv)
     hato_client *c = hato_client_new(o);
 
     struct body b = {0};
-    size_t heap_session = 0;
+    size_t heap_session = 0, heap_last = 0;
     double t0 = now();
     long sent = 0;
     unsigned long long bytes = 0;
@@ -116,6 +117,7 @@ int main(int argc, char **argv)
         b.size = size;
         b.done = 0;
         b.index = (unsigned)i;
+        b.heap_seen = 0;
         b.header_len = (size_t)snprintf(b.header, sizeof b.header,
             "From: alice@example.test\nTo: bob@example.test\nSubject: bench %ld\n"
             "Message-ID: <bench.%ld.%ld@example.test>\n\n", i, (long)t0, i);
@@ -131,6 +133,7 @@ int main(int argc, char **argv)
         }
         if (i == 0)
             heap_session = b.heap_seen - heap_before;
+        heap_last = b.heap_seen - heap_before;
         hato_message_free(m);
         sent++;
         bytes += size;
@@ -141,7 +144,7 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"messages\": %ld, \"seconds\": %.4f, \"msgs_per_s\": %.1f, \"mb_per_s\": %.1f, "
-           "\"heap_session\": %zu, \"peak_rss_kb\": %ld}\n",
-           sent, t, sent / t, (double)bytes / 1e6 / t, heap_session, ru.ru_maxrss);
+           "\"heap_session\": %zu, \"heap_session_last\": %zu, \"peak_rss_kb\": %ld}\n",
+           sent, t, sent / t, (double)bytes / 1e6 / t, heap_session, heap_last, ru.ru_maxrss);
     return sent == count ? 0 : 1;
 }

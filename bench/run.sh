@@ -16,7 +16,7 @@
 #                  not figures to quote
 #   BENCH_ONLY     comma list of figures: flights,rate,instructions,rss,body,concurrent
 #   BENCH_NO_INSTALL=1  skip apt-get (everything is already there)
-set -eu
+set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 build=${BENCH_BUILD:-build-bench}
@@ -69,7 +69,7 @@ HATO_SERVERS_PORT_STARTTLS=26587 HATO_SERVERS_PORT_SMTPS=26465 HATO_SERVERS_PORT
 {
     echo "hato $(git describe --always --dirty 2>/dev/null || echo '?'), $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-    echo "peers: $(msmtp --version | head -1); $(curl --version | head -1 | cut -d' ' -f1-5); Postfix $(postconf -h mail_version 2>/dev/null)"
+    echo "peers: $(msmtp --version | head -1); $(curl --version | head -1 | cut -d' ' -f1-5); Postfix $(postconf -d -h mail_version 2>/dev/null)"
     echo "TLS: $(ldd "$build/src/libhato.so" | grep -o 'libmbedtls[^ ]*' | head -1) ($(basename "$(readlink -f "$(ldd "$build/src/libhato.so" | awk '/libmbedtls\./ {print $3}')")"))"
 } | tee "$out/machine.txt"
 

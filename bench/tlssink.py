@@ -41,6 +41,8 @@ def ehlo_reply(caps):
 async def session(reader, writer):
     counts["sessions"] += 1
     tls = implicit
+    if tls:
+        note_cipher(writer)
     try:
         writer.write(b"220 sink.example.test ESMTP tlssink\r\n")
         while True:
@@ -55,6 +57,7 @@ async def session(reader, writer):
                 await writer.drain()
                 await writer.start_tls(ctx)
                 tls = True
+                note_cipher(writer)
             elif verb == b"AUTH":
                 parts = line.split()
                 if len(parts) == 2:  # "AUTH PLAIN" then the response on its own line
@@ -121,6 +124,18 @@ async def session(reader, writer):
             writer.close()
         except OSError:
             pass
+
+
+ciphers_seen = set()
+
+
+def note_cipher(writer):
+    """Logs each TLS version and cipher the first time a client gets it."""
+    obj = writer.get_extra_info("ssl_object")
+    c = obj.cipher() if obj else None
+    if c and c[:2] not in ciphers_seen:
+        ciphers_seen.add(c[:2])
+        print("tlssink: %s %s" % (c[1], c[0]), flush=True)
 
 
 def dump_stats():
