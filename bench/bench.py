@@ -27,6 +27,9 @@ BUILD, ENV_FILE, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 HATO = os.path.join(BUILD, "src/program/hato")
 HATO_BENCH = os.path.join(BUILD, "bench/hato-bench")
+# A second build against Debian 12's mbedTLS 2.28 (TLS 1.2 only), for the
+# issue's TLS 1.2 flight targets; run.sh makes it unless BENCH_TLS12=0.
+BUILD_TLS12 = os.environ.get("BENCH_BUILD_TLS12") or None
 EVENT_LOOP = os.path.join(BUILD, "examples/event-loop")
 DELAY_MS = 20
 REPS = 2 if QUICK else 5                  # runs per client for the wall-time figures
@@ -245,21 +248,34 @@ def fig_flights():
         clients = {
             "hato": hato_cmd(cfg),
             "hato-resumed": hato_cmd(cfg),
+            # The library alone (no config, spool or queue state): hato_client,
+            # one message, full handshake.
+            "hato-library": [HATO_BENCH, "localhost", str(pport), "tls" if wrapper else "starttls",
+                             CA, USER, PASSWORD, "1", "10240"],
             "msmtp": msmtp_config(label, pport, True, not wrapper),
             "curl": curl_cmd("%s://localhost:%d" % ("smtps" if wrapper else "smtp", pport), True,
                              extra=["--upload-file", msg]),
         }
+        if BUILD_TLS12:
+            cfg12, d12 = hato_config("p%s-tls12" % label, pport, wrapper)
+            clients["hato-tls12"] = [os.path.join(BUILD_TLS12, "src/program/hato")] + hato_cmd(cfg12)[1:]
+            clients["hato-tls12-resumed"] = clients["hato-tls12"]
         runs = {k: [] for k in clients}
+        sent12 = 0
         sent = 0
         for rep in range(REPS + 1):  # the first round warms caches and is dropped
             for name, cmd in clients.items():
                 if name == "hato":
                     shutil.rmtree(sessions, ignore_errors=True)  # a full handshake
+                if name == "hato-tls12":
+                    shutil.rmtree(os.path.join(d12, "state", "sessions"), ignore_errors=True)
                 proxy.mark()
                 wall, ru, _ = run(cmd, stdin_path=None if name == "curl" else msg)
                 recs = proxy.records()
-                if name.startswith("hato"):
+                if name in ("hato", "hato-resumed"):
                     sent = hato_sent(d, sent)
+                elif name.startswith("hato-tls12"):
+                    sent12 = hato_sent(d12, sent12)
                 if len(recs) != 1:
                     raise SystemExit("bench: %s made %d connections" % (name, len(recs)))
                 if rep > 0:
@@ -477,7 +493,7 @@ def fig_concurrent(sink):
 # ---- the table ------------------------------------------------------------
 
 def ratio(a, b, digits=2):
-    if not a or not b:
+    if not isinstance(a, (int, float)) or not a or not b:
         return "-"
     return ("%." + str(digits) + "fx") % (a / b)
 
@@ -495,6 +511,15 @@ def table():
                          c.get("flights"), None))
             rows.append(("wall ms @%d ms one-way, %s, %s" % (DELAY_MS, what, label), h.get("wall_ms"),
                          m.get("wall_ms"), c.get("wall_ms"), None))
+        lib = f.get("hato-library/%s" % port)
+        if lib:
+            rows.append(("flights / wall ms, %s, the library alone (hato-bench, 1 message)" % what,
+                         "%s / %s" % (lib["flights"], lib["wall_ms"]), None, None, None))
+        for variant, label in (("hato-tls12", "fresh"), ("hato-tls12-resumed", "TLS session cached")):
+            h = f.get("%s/%s" % (variant, port))
+            if h:
+                rows.append(("flights / wall ms, %s, mbedTLS 2.28 (TLS 1.2), %s" % (what, label),
+                             "%s / %s" % (h["flights"], h["wall_ms"]), None, None, None))
     r = results.get("rate", {})
     rows.append(("msgs/s one connection, plain, smtp-sink (msmtp: 1 per process)",
                  r.get("hato/plain"), r.get("msmtp/plain"), r.get("curl/plain"), r.get("smtp-source/1")))
@@ -544,6 +569,8 @@ def table():
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     fmt = lambda v: "-" if v is None else str(v)
     for fig, h, m, c2, ss in rows:
+        if h is None and m is None and c2 is None and ss is None:
+            continue  # a figure this run skipped (BENCH_ONLY)
         lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
             fig, fmt(h), fmt(m), fmt(c2), fmt(ss), ratio(h, m), ratio(h, c2), ratio(h, ss)))
     return "\n".join(lines)
@@ -563,6 +590,12 @@ def targets():
         h, m = f.get("hato/%s" % port, {}).get("wall_ms"), f.get("msmtp/%s" % port, {}).get("wall_ms")
         if h and m:
             t("wall time %s <= 0.7x msmtp" % port, h <= 0.7 * m, "%d ms vs %d ms (%.2fx)" % (h, m, h / m))
+    for port, fresh, resumed in (("587", 6, 5), ("465", 4, 3)):
+        a, b = f.get("hato-tls12/%s" % port), f.get("hato-tls12-resumed/%s" % port)
+        if a and b:
+            t("TLS 1.2 (mbedTLS 2.28) flights, %s: <= %d fresh, <= %d resumed" % (port, fresh, resumed),
+              a["flights"] <= fresh and b["flights"] <= resumed,
+              "%d fresh, %d resumed" % (a["flights"], b["flights"]))
     v = r.get("hato/flights-per-message")
     if v is not None:
         t("reused connection without CHUNKING: 2 flights per message", v <= 2,

@@ -16,6 +16,7 @@
 #                  not figures to quote
 #   BENCH_ONLY     comma list of figures: flights,rate,instructions,rss,body,concurrent
 #   BENCH_NO_INSTALL=1  skip apt-get (everything is already there)
+#   BENCH_TLS12=0  skip the second build against Debian 12's mbedTLS 2.28
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -51,6 +52,15 @@ if [ ! -f "$build/build.ninja" ]; then
         meson setup "$build" . -Dbuildtype=release
 fi
 ninja -C "$build" >/dev/null
+# Debian 12's own mbedTLS 2.28 (TLS 1.2 only) for the TLS 1.2 flight figures.
+if [ "${BENCH_TLS12:-1}" = 1 ]; then
+    build12=${build}-tls12
+    if [ ! -f "$build12/build.ninja" ]; then
+        meson setup "$build12" . -Dbuildtype=release -Dmbedtls=system >/dev/null
+    fi
+    ninja -C "$build12" >/dev/null
+    export BENCH_BUILD_TLS12="$top/$build12"
+fi
 
 mkdir -p "$out"
 state=$(mktemp -d /tmp/hato-bench.XXXXXX)
