@@ -26,8 +26,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __GLIBC__
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
 #include <malloc.h>
+#define HAVE_MALLINFO2 1
 #endif
 
 struct conn {
@@ -54,7 +55,7 @@ static long long now_ms(void)
 
 static size_t heap_in_use(void)
 {
-#ifdef __GLIBC__
+#ifdef HAVE_MALLINFO2
     struct mallinfo2 mi = mallinfo2();
     return mi.uordblks + mi.hblkhd;
 #else
