@@ -36,7 +36,7 @@ if [ "${BENCH_NO_INSTALL:-0}" != 1 ]; then
     fi
     export DEBIAN_FRONTEND=noninteractive
     need=""
-    for p in msmtp curl valgrind time python3 postfix; do
+    for p in msmtp curl valgrind time python3 postfix libmbedtls-dev; do
         dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
     done
     if [ -n "$need" ]; then
