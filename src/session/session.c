@@ -46,9 +46,13 @@ struct hato_session {
     session_cache *cache;  /* borrowed from the client, may be NULL */
     char session_file[TLS_STATE_PATH_MAX]; /* "" without a state directory */
     char tofu_file[TLS_STATE_PATH_MAX];
+    unsigned char *fresh; /* owned: the newest TLS session from the server,
+                             saved when the session ends (save_session) */
+    size_t fresh_len;
 };
 
 static void start_tls(hato_session *s);
+static void save_session(hato_session *s);
 
 void session_cache_clear(session_cache *c)
 {
@@ -90,6 +94,7 @@ void hato_session_free(hato_session *s)
 {
     if (s == NULL)
         return;
+    save_session(s);
     tls_conn_free(s->tls);
     tls_config_free(s->tlscfg);
     smtp_free(s->core);
@@ -252,15 +257,29 @@ static void offer_session(hato_session *s)
 
 /* Keeps a session the TLS layer made ready: in the client, and in the
  * state directory. */
+/* A session the server handed over (after the handshake, or a TLS 1.3
+ * ticket later) is only kept here: writing it to the state directory
+ * costs an fsync, which must not sit between two flights of the
+ * conversation.  save_session() files it when the session ends. */
 static void store_session(hato_session *s)
 {
     unsigned char *data;
     size_t len;
     if (s->tls == NULL || !tls_conn_take_session(s->tls, &data, &len))
         return;
+    if (s->fresh != NULL)
+        tls_session_free(s->fresh, s->fresh_len);
+    s->fresh = data;
+    s->fresh_len = len;
+}
+
+static void save_session(hato_session *s)
+{
+    if (s->fresh == NULL)
+        return;
     if (s->session_file[0] != '\0') {
         char err[600];
-        if (tls_state_write(s->session_file, data, len, err, sizeof err))
+        if (tls_state_write(s->session_file, s->fresh, s->fresh_len, err, sizeof err))
             log_line(&s->opt->log, HATO_LOG_DEBUG, "tls: saved the session in %s",
                      s->session_file);
         else
@@ -269,11 +288,13 @@ static void store_session(hato_session *s)
     }
     if (s->cache != NULL) {
         session_cache_clear(s->cache);
-        s->cache->data = data;
-        s->cache->len = len;
+        s->cache->data = s->fresh;
+        s->cache->len = s->fresh_len;
     } else {
-        tls_session_free(data, len);
+        tls_session_free(s->fresh, s->fresh_len);
     }
+    s->fresh = NULL;
+    s->fresh_len = 0;
 }
 
 static void start_tls(hato_session *s)
