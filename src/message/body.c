@@ -35,22 +35,28 @@ size_t body_encode(body_encoder *e, const char *src, size_t n, char *dst)
         return n;
     }
     bool stuff = e->mode == BODY_DATA;
-    size_t out = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = src[i];
-        if (c == '\n') {
-            if (!e->after_cr)
-                dst[out++] = '\r';
-            dst[out++] = '\n';
-            e->at_line_start = true;
-            e->after_cr = false;
-            continue;
-        }
-        if (stuff && e->at_line_start && c == '.')
+    size_t out = 0, i = 0;
+    /* Line by line: memchr finds the LF and memcpy moves the rest, so the
+     * cost per byte stays near a copy's. */
+    while (i < n) {
+        if (stuff && e->at_line_start && src[i] == '.')
             dst[out++] = '.';
-        dst[out++] = c;
-        e->after_cr = c == '\r';
-        e->at_line_start = false;
+        const char *lf = memchr(src + i, '\n', n - i);
+        size_t end = lf != NULL ? (size_t)(lf - src) : n;
+        if (end > i) {
+            memcpy(dst + out, src + i, end - i);
+            out += end - i;
+            e->after_cr = src[end - 1] == '\r';
+            e->at_line_start = false;
+        }
+        if (lf == NULL)
+            break;
+        if (!e->after_cr)
+            dst[out++] = '\r';
+        dst[out++] = '\n';
+        e->at_line_start = true;
+        e->after_cr = false;
+        i = end + 1;
     }
     return out;
 }

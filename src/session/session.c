@@ -23,7 +23,7 @@
 /* Plaintext decrypted per step; a TLS record holds at most 16 KiB. */
 #define PLAIN_PIECE (16 * 1024)
 /* Plaintext encrypted per output call: four full records. */
-#define ENCRYPT_PIECE (64 * 1024)
+#define ENCRYPT_PIECE (16 * 1024)
 /* A saved TLS session: a ticket (Postfix's are ~200 bytes, some servers'
  * a few KB) and, with the certificate chain kept, a few KB more. */
 #define SESSION_FILE_MAX (64 * 1024)
@@ -467,10 +467,17 @@ const uint8_t *hato_session_output(hato_session *s, size_t *len)
 
 void hato_session_output_done(hato_session *s, size_t n)
 {
-    if (s->phase == PHASE_PLAIN)
+    if (s->phase == PHASE_PLAIN) {
         buf_consume(smtp_output(s->core), n);
-    else
-        tls_conn_output_done(s->tls, n);
+        return;
+    }
+    tls_conn_output_done(s->tls, n);
+    size_t pending;
+    tls_conn_output(s->tls, &pending);
+    /* A kept connection waiting for its next message holds no buffers
+     * beyond the TLS library's own. */
+    if (pending == 0 && smtp_idle(s->core))
+        tls_conn_trim(s->tls);
 }
 
 /* After plaintext input: the machine may now want TLS. */

@@ -14,9 +14,10 @@
 #include "session/smtp_private.h"
 #include "util/secret.h"
 
-/* Content pulled per piece: large writes and full TLS records, in fixed
- * memory whatever the message size. */
-#define BODY_PIECE (64 * 1024)
+/* Content pulled per piece: one full TLS record's worth, in fixed memory
+ * whatever the message size (the bytes of a thousand sessions at once are
+ * what an event loop pays for). */
+#define BODY_PIECE (16 * 1024)
 /* "BDAT 18446744073709551615 LAST\r\n" */
 #define BDAT_HEADER_MAX 32
 
@@ -54,6 +55,10 @@ void txn_end(smtp *s, bool clean)
         smtp_enter_quit(s);
     } else if (clean) {
         smtp_set_state(s, SMTP_IDLE);
+        /* Nothing is waiting to go: give the memory back while idle (and
+         * wipe what AUTH left in it). */
+        if (buf_size(&s->out) == 0)
+            buf_free_wipe(&s->out);
     } else {
         /* RFC 5321 4.1.1.5 (and RFC 3030 after a refused chunk). */
         smtp_set_state(s, SMTP_RSET);
@@ -217,30 +222,31 @@ static void content_sent(smtp *s)
     }
 }
 
-/* After DATA's 354: one piece of content, dot-stuffed, or the end. */
+/* After DATA's 354: one piece of content, dot-stuffed, or the end.  The
+ * piece is encoded on the stack and appended at its exact size, so the
+ * output buffer never holds room for the worst case. */
 static void pump_data(smtp *s)
 {
     char piece[BODY_PIECE];
+    char encoded[2 * BODY_PIECE + BODY_FINISH_MAX];
     ptrdiff_t n = message_read(s->msg, piece, sizeof piece);
     if (n < 0) {
         fail_reader(s);
         return;
     }
-    unsigned char *dst = buf_reserve(&s->out, body_max_output((size_t)n) + BODY_FINISH_MAX);
-    if (dst == NULL) {
-        smtp_fail(s, HATO_E_NOMEM, HATO_LAYER_SMTP, true, "out of memory for the output buffer");
-        return;
-    }
-    size_t len = body_encode(&s->body, piece, (size_t)n, (char *)dst);
+    size_t len = body_encode(&s->body, piece, (size_t)n, encoded);
     if (s->plan.refuse_8bit && s->body.eight_bit) {
         fail_8bit(s);
         return;
     }
-    if (n > 0) {
-        buf_commit(&s->out, len);
+    if (n == 0)
+        len += body_finish(&s->body, encoded + len);
+    if (!buf_append(&s->out, encoded, len)) {
+        smtp_fail(s, HATO_E_NOMEM, HATO_LAYER_SMTP, true, "out of memory for the output buffer");
         return;
     }
-    buf_commit(&s->out, body_finish(&s->body, (char *)dst));
+    if (n > 0)
+        return;
     log_line(s->log, HATO_LOG_TRACE, "> .");
     smtp_await(s, EXPECT_DOT);
     content_sent(s);
@@ -251,6 +257,7 @@ static void pump_data(smtp *s)
 static void pump_chunk(smtp *s)
 {
     char piece[BODY_PIECE];
+    char encoded[BDAT_HEADER_MAX + 2 * BODY_PIECE + BODY_FINISH_MAX];
     size_t n = 0;
     bool last = false;
     while (n < sizeof piece) {
@@ -265,15 +272,9 @@ static void pump_chunk(smtp *s)
         }
         n += (size_t)k;
     }
-    unsigned char *dst =
-        buf_reserve(&s->out, BDAT_HEADER_MAX + body_max_output(n) + BODY_FINISH_MAX);
-    if (dst == NULL) {
-        smtp_fail(s, HATO_E_NOMEM, HATO_LAYER_SMTP, true, "out of memory for the output buffer");
-        return;
-    }
     /* Encoded behind room for the header, whose length depends on the
-     * encoded size; then moved up against it. */
-    char *data = (char *)dst + BDAT_HEADER_MAX;
+     * encoded size; the header then goes right in front. */
+    char *data = encoded + BDAT_HEADER_MAX;
     size_t len = body_encode(&s->body, piece, n, data);
     if (last)
         len += body_finish(&s->body, data + len);
@@ -283,9 +284,11 @@ static void pump_chunk(smtp *s)
     }
     char head[BDAT_HEADER_MAX + 1];
     int h = snprintf(head, sizeof head, "BDAT %zu%s\r\n", len, last ? " LAST" : "");
-    memmove(dst + h, data, len);
-    memcpy(dst, head, (size_t)h);
-    buf_commit(&s->out, (size_t)h + len);
+    memcpy(data - h, head, (size_t)h);
+    if (!buf_append(&s->out, data - h, (size_t)h + len)) {
+        smtp_fail(s, HATO_E_NOMEM, HATO_LAYER_SMTP, true, "out of memory for the output buffer");
+        return;
+    }
     log_line(s->log, HATO_LOG_TRACE, "> BDAT %zu%s", len, last ? " LAST" : "");
     s->bdat_sent++;
     smtp_await(s, EXPECT_BDAT);

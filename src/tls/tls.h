@@ -83,6 +83,9 @@ bool tls_conn_has_input(const tls_conn *c);
  * alert, a failed handshake the alert that tells the server why. */
 const unsigned char *tls_conn_output(tls_conn *c, size_t *len);
 void tls_conn_output_done(tls_conn *c, size_t n);
+/* Releases the ciphertext buffers while they are empty (an idle kept
+ * connection); they grow again when needed. */
+void tls_conn_trim(tls_conn *c);
 
 /* Advances the handshake as far as the input allows: TLS_WANT_INPUT until
  * done, then TLS_OK; TLS_FAIL_VERIFY for a certificate that does not pass

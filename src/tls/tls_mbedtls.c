@@ -1092,6 +1092,14 @@ void tls_conn_output_done(tls_conn *c, size_t n)
     buf_consume(&c->out, n);
 }
 
+void tls_conn_trim(tls_conn *c)
+{
+    if (buf_size(&c->out) == 0)
+        buf_free(&c->out);
+    if (buf_size(&c->in) == 0)
+        buf_free(&c->in);
+}
+
 /* ---- certificate details for messages ------------------------------- */
 
 /* The Common Name of a distinguished name, or "" */

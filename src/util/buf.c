@@ -55,12 +55,16 @@ unsigned char *buf_reserve(buf *b, size_t n)
         if (b->cap - b->len >= n)
             return b->data + b->len;
     }
-    size_t want = b->cap ? b->cap : 256;
-    while (want - held < n) {
-        if (want > SIZE_MAX / 2)
-            return NULL;
-        want *= 2;
-    }
+    if (n > SIZE_MAX - held - 255)
+        return NULL;
+    /* Half again, or just what is asked when that is more: a buffer sized
+     * for one TLS record or one body piece stays near that size (doubling
+     * would leave up to half of it unused, in every session). */
+    size_t need = held + n;
+    size_t want = b->cap ? b->cap + b->cap / 2 : 256;
+    if (want < need)
+        want = need;
+    want = (want + 255) & ~(size_t)255;
     if (b->limit && want > b->limit)
         want = b->limit;
     unsigned char *p = realloc(b->data, want);
