@@ -211,7 +211,7 @@ static bool record_tofu(hato_session *s)
              "pkey-sha256 %s\n",
              o->host, (unsigned)options_port(o), options_tls_name(o), when, o->host,
              (unsigned)options_port(o), hex);
-    if (!tls_state_write(s->tofu_file, text, strlen(text), err, sizeof err)) {
+    if (!tls_state_write(s->tofu_file, text, strlen(text), true, err, sizeof err)) {
         /* Without the record every later contact would be a first one. */
         smtp_fail(s->core, HATO_E_CONFIG, HATO_LAYER_TLS, false,
                   "cannot record the key of %s for trust on first use: %s", o->host, err);
@@ -279,7 +279,7 @@ static void save_session(hato_session *s)
         return;
     if (s->session_file[0] != '\0') {
         char err[600];
-        if (tls_state_write(s->session_file, s->fresh, s->fresh_len, err, sizeof err))
+        if (tls_state_write(s->session_file, s->fresh, s->fresh_len, false, err, sizeof err))
             log_line(&s->opt->log, HATO_LOG_DEBUG, "tls: saved the session in %s",
                      s->session_file);
         else

@@ -130,7 +130,8 @@ tls_state_read_result tls_state_read(const char *path, size_t max, unsigned char
     return TLS_STATE_FOUND;
 }
 
-bool tls_state_write(const char *path, const void *data, size_t len, char *err, size_t errlen)
+bool tls_state_write(const char *path, const void *data, size_t len, bool durable, char *err,
+                     size_t errlen)
 {
     char tmp[TLS_STATE_PATH_MAX + 16];
     int n = snprintf(tmp, sizeof tmp, "%s.tmpXXXXXX", path);
@@ -158,7 +159,7 @@ bool tls_state_write(const char *path, const void *data, size_t len, char *err, 
     }
     /* fsync before rename: after a crash the name holds old or new bytes,
      * never an empty file. */
-    if (saved == 0 && fsync(fd) != 0)
+    if (saved == 0 && durable && fsync(fd) != 0)
         saved = errno;
     if (close(fd) != 0 && saved == 0)
         saved = errno;
@@ -169,6 +170,8 @@ bool tls_state_write(const char *path, const void *data, size_t len, char *err, 
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(saved));
         return false;
     }
+    if (!durable)
+        return true;
     /* The rename itself reaches the disk with the directory. */
     char dir[TLS_STATE_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);

@@ -34,7 +34,11 @@ typedef enum tls_state_read_result {
  * caller owns (wipe it when it held a secret). */
 tls_state_read_result tls_state_read(const char *path, size_t max, unsigned char **data,
                                      size_t *len, char *err, size_t errlen);
-/* Replaces path with data atomically, mode 0600. */
-bool tls_state_write(const char *path, const void *data, size_t len, char *err, size_t errlen);
+/* Replaces path with data atomically, mode 0600.  durable: on the disk
+ * before returning (fsync of the file and its directory), for what must
+ * survive a crash (a TOFU pin); a cache (a TLS session) skips it, since a
+ * lost or torn one only costs a full handshake. */
+bool tls_state_write(const char *path, const void *data, size_t len, bool durable, char *err,
+                     size_t errlen);
 
 #endif

@@ -845,7 +845,7 @@ static void check_resume(bool tls12)
     snprintf(sdir, sizeof sdir, "%s/state", dir);
     CHECK(tls_state_path(sdir, "sessions", "localhost", 587, path, sizeof path, err,
                          sizeof err));
-    CHECK(tls_state_write(path, second, second_len, err, sizeof err));
+    CHECK(tls_state_write(path, second, second_len, true, err, sizeof err));
     struct stat sb;
     CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
     unsigned char *back = NULL;
