@@ -155,6 +155,39 @@ class linger(Step):
                 return
 
 
+class stall_unread(Step):
+    """Stop reading and answering for `pause` seconds: the client's writes
+    fill the buffers and block (a stall in the middle of the body).  Then
+    read to EOF: a client that gave up closed with bytes still queued
+    behind a zero window, so its FIN only arrives once they are read.
+    (The wall time of the hato run is what the cell judges.)"""
+
+    def __init__(self, pause, limit):
+        self.pause, self.limit = pause, limit
+
+    def describe(self):
+        return "stall without reading for %gs" % self.pause
+
+    def run(self, s):
+        s.result.note("*", "server stops reading for %gs" % self.pause)
+        time.sleep(self.pause)
+        deadline = time.monotonic() + self.limit
+        n = 0
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Deviation("client still connected %gs after the stall" % self.limit)
+            try:
+                if not s._recv(left):
+                    break
+            except socket.timeout:
+                continue
+            n += len(s.buf)
+            s.buf.clear()
+        s.result.note("*", "then read %d bytes to EOF" % n)
+        raise Closed()
+
+
 class drain_body(Step):
     """Read the rest of a message body up to CRLF.CRLF, or EOF (the client
     may abandon the body after a fault)."""
@@ -216,8 +249,7 @@ class BioSocket:
             return
         if split:
             for i in range(len(data)):
-                self.raw.sendall(data[i:i + 1])
-                time.sleep(0.0005)
+                self.raw.sendall(data[i:i + 1])   # TCP_NODELAY: a segment each
         else:
             self.raw.sendall(data)
 
@@ -301,29 +333,41 @@ class tls_split_step(Step):
 
 class read_group(Step):
     """The pipelined group, read whole before any reply: AUTH PLAIN with its
-    initial response (checked), MAIL, both RCPTs, BDAT n LAST with its n
-    octets, QUIT."""
+    initial response (checked), MAIL, both RCPTs, then BDAT n LAST with its
+    n octets and QUIT (chunking), or DATA.  All in one write."""
+
+    def __init__(self, chunking):
+        self.chunking = chunking
+
+    def describe(self):
+        return "read the pipelined group (%s)" % ("BDAT" if self.chunking else "DATA")
 
     def run(self, s):
-        smtpscript.expect(r"AUTH PLAIN \S+", check=plain_ok).run(s)
+        first = len(s.result.lines)
+        expect(r"AUTH PLAIN \S+", check=plain_ok).run(s)
+        # What follows is the transaction, not SASL data: show it.
+        s.in_auth = False
         expect(MAIL).run(s)
         expect(rcpt_re(R1)).run(s)
         expect(rcpt_re(R2)).run(s)
-        line = s.read_line(what="BDAT n LAST")
-        m = re.fullmatch(r"BDAT (\d+) LAST", line.text)
-        if not m:
-            raise Deviation("expected BDAT n LAST, client sent %r" % line.text)
-        n = int(m.group(1))
-        deadline = time.monotonic() + s.read_timeout
-        while len(s.buf) < n:
-            if not s._recv(max(deadline - time.monotonic(), 0.001)):
-                raise Deviation("client closed inside the BDAT chunk")
-        s.result.messages.append(s._consume(n))
-        s.result.note("C", "<BDAT chunk: %d bytes>" % n)
-        expect("QUIT").run(s)
-        groups = {l.chunk for l in s.result.lines[-6:]}
-        if len(groups) != 1:
-            raise Deviation("the pipelined group came in %d writes, not one" % len(groups))
+        if not self.chunking:
+            expect("DATA").run(s)
+        else:
+            line = s.read_line(what="BDAT n LAST")
+            m = re.fullmatch(r"BDAT (\d+) LAST", line.text)
+            if not m:
+                raise Deviation("expected BDAT n LAST, client sent %r" % line.text)
+            n = int(m.group(1))
+            deadline = time.monotonic() + s.read_timeout
+            while len(s.buf) < n:
+                if not s._recv(max(deadline - time.monotonic(), 0.001)):
+                    raise Deviation("client closed inside the BDAT chunk")
+            s.result.messages.append(s._consume(n))
+            s.result.note("C", "<BDAT chunk: %d bytes>" % n)
+            expect("QUIT").run(s)
+        writes = {l.chunk for l in s.result.lines[first:]}
+        if len(writes) != 1:
+            raise Deviation("the pipelined group came in %d writes, not one" % len(writes))
 
 
 def plain_ok(m):
@@ -370,7 +414,7 @@ BODY_SMALL = b"a small message body\n" * 4
 # made small for these cells), so the client is still writing when the
 # fault comes.
 BODY_LARGE = b"".join(b"line %07d of a large body, to keep the client writing\n" % i
-                      for i in range(60000))
+                      for i in range(120000))
 
 
 def message(body):
@@ -399,7 +443,7 @@ def phases(mode, mech, pipelined):
         ehlo_row = "ehlo"
     caps = ["ENHANCEDSTATUSCODES", AUTH_CAPS]
     if pipelined:
-        caps = ["PIPELINING", "CHUNKING"] + caps
+        caps = ["PIPELINING"] + (["CHUNKING"] if pipelined == "p" else []) + caps
     ps.append(Phase(ehlo_row, [expect(EHLO)], ehlo_reply(*caps), after_refusal="helo"))
     if pipelined:
         return ps
@@ -425,18 +469,30 @@ def phases(mode, mech, pipelined):
     return ps
 
 
-# The pipelined group's replies, in order: (row, normal reply).
-GROUP = [("p-auth", b"235 2.7.0 Authentication successful\r\n"),
-         ("p-mail", b"250 2.1.0 Ok\r\n"),
-         ("p-rcpt1", b"250 2.1.5 Ok\r\n"),
-         ("p-rcpt2", b"250 2.1.5 Ok\r\n"),
-         ("p-bdat", b"250 2.0.0 Ok: queued as FAULTS\r\n"),
-         ("p-quit", b"221 2.0.0 bye\r\n")]
+# The pipelined rows: a server with PIPELINING, and with CHUNKING ("p-")
+# or without it ("d-").  Stages: what the server reads, then its replies in
+# order, (row, normal reply).
+OK235 = b"235 2.7.0 Authentication successful\r\n"
+GROUPS = {
+    "p": [(lambda: [read_group(chunking=True)],
+           [("p-auth", OK235), ("p-mail", b"250 2.1.0 Ok\r\n"),
+            ("p-rcpt1", b"250 2.1.5 Ok\r\n"), ("p-rcpt2", b"250 2.1.5 Ok\r\n"),
+            ("p-bdat", b"250 2.0.0 Ok: queued as FAULTS\r\n"),
+            ("p-quit", b"221 2.0.0 bye\r\n")])],
+    "d": [(lambda: [read_group(chunking=False)],
+           [("d-auth", OK235), ("d-mail", b"250 2.1.0 Ok\r\n"),
+            ("d-rcpt1", b"250 2.1.5 Ok\r\n"), ("d-rcpt2", b"250 2.1.5 Ok\r\n"),
+            ("d-data", b"354 End data with <CR><LF>.<CR><LF>\r\n")]),
+          # the content, the dot and QUIT: one write after the 354
+          (lambda: [smtpscript.expect_data(), expect("QUIT")],
+           [("d-dot", b"250 2.0.0 Ok: queued as FAULTS\r\n"),
+            ("d-quit", b"221 2.0.0 bye\r\n")])],
+}
+ROWS_PIPELINED = [row for g in ("p", "d") for _, replies in GROUPS[g] for row, _ in replies]
 
 ROWS_SESSION = ["connect", "greeting", "ehlo", "starttls", "handshake", "ehlo2",
                 "auth-login-1", "auth-login-2", "auth-login-3", "auth-plain", "mail", "rcpt1",
                 "rcpt2", "data", "mid-body", "dot", "quit"]
-ROWS_PIPELINED = [r for r, _ in GROUP]
 ROW_TEXT = {
     "connect": "TCP connection", "greeting": "220 greeting", "ehlo": "EHLO (first)",
     "starttls": "STARTTLS", "handshake": "TLS handshake", "ehlo2": "EHLO after TLS",
@@ -444,9 +500,13 @@ ROW_TEXT = {
     "auth-login-3": "AUTH LOGIN: 235", "auth-plain": "AUTH PLAIN: 235", "mail": "MAIL",
     "rcpt1": "RCPT 1 of 2", "rcpt2": "RCPT 2 of 2", "data": "DATA: 354",
     "mid-body": "in the body", "dot": "final dot: 250", "quit": "QUIT: 221",
-    "p-auth": "pipelined: AUTH PLAIN", "p-mail": "pipelined: MAIL",
-    "p-rcpt1": "pipelined: RCPT 1", "p-rcpt2": "pipelined: RCPT 2",
-    "p-bdat": "pipelined: BDAT LAST", "p-quit": "pipelined: QUIT",
+    "p-auth": "PIPELINING+CHUNKING: AUTH PLAIN", "p-mail": "PIPELINING+CHUNKING: MAIL",
+    "p-rcpt1": "PIPELINING+CHUNKING: RCPT 1", "p-rcpt2": "PIPELINING+CHUNKING: RCPT 2",
+    "p-bdat": "PIPELINING+CHUNKING: BDAT LAST", "p-quit": "PIPELINING+CHUNKING: QUIT",
+    "d-auth": "PIPELINING: AUTH PLAIN", "d-mail": "PIPELINING: MAIL",
+    "d-rcpt1": "PIPELINING: RCPT 1", "d-rcpt2": "PIPELINING: RCPT 2",
+    "d-data": "PIPELINING: DATA: 354", "d-dot": "PIPELINING: final dot",
+    "d-quit": "PIPELINING: QUIT",
 }
 
 
@@ -474,14 +534,15 @@ def applies(mode, row, fault):
 def expected(row, fault):
     """(exit status, disposition, {recipient index: state}) for a cell."""
     partial = None
-    if row in ("rcpt1", "p-rcpt1"):
+    kind = row.split("-", 1)[1] if row[:2] in ("p-", "d-") else row
+    if kind == "rcpt1":
         partial = 0
-    elif row in ("rcpt2", "p-rcpt2"):
+    elif kind == "rcpt2":
         partial = 1
-    if fault == "split" or row in ("quit", "p-quit"):
+    if fault == "split" or kind == "quit":
         return 0, "sent", {0: "sent", 1: "sent"}
     if fault == "5xx":
-        if row in ("starttls", "handshake") or row.startswith("auth") or row == "p-auth":
+        if kind in ("starttls", "handshake") or kind.startswith("auth"):
             return 0, "queued", {0: "pending", 1: "pending"}
         if partial is not None:
             return 69, "bounced", {partial: "bounced", 1 - partial: "sent"}
@@ -489,6 +550,20 @@ def expected(row, fault):
     if fault == "4xx" and partial is not None:
         return 0, "queued", {partial: "pending", 1 - partial: "sent"}
     return 0, "queued", {0: "pending", 1: "pending"}
+
+
+# The setting a stall at each step must name (the one a user changes).
+STALL_KEY = {"connect": "smtp_connect_timeout", "starttls": "smtp_starttls_timeout",
+             "handshake": "smtp_starttls_timeout", "mail": "smtp_mail_timeout",
+             "rcpt1": "smtp_rcpt_timeout", "rcpt2": "smtp_rcpt_timeout",
+             "data": "smtp_data_init_timeout", "mid-body": "smtp_data_xfer_timeout",
+             "dot": "smtp_data_done_timeout", "bdat": "smtp_data_done_timeout",
+             "quit": None}
+
+
+def stall_key(row):
+    kind = row[2:] if row[:2] in ("p-", "d-") else row
+    return STALL_KEY.get(kind, "smtp_helo_timeout")   # greeting, EHLO, AUTH
 
 
 def waits(row, fault):
@@ -524,6 +599,7 @@ class Cell:
         self.failures = []
         self.report = ""
         self.elapsed = 0.0
+        self.message = b""
 
 
 class FaultCase(run_scenario.Case):
@@ -555,7 +631,7 @@ class NoServer:
 def build_script(cell, limit):
     """The server script for a session cell."""
     mech = "LOGIN" if cell.row.startswith("auth-login") else "PLAIN"
-    pipelined = cell.row.startswith("p-")
+    pipelined = cell.row[:2] in ("p-", "d-") and cell.row[0]
     ps = phases(cell.mode, mech, pipelined)
     script = []
     large = cell.row == "mid-body"
@@ -580,6 +656,8 @@ def build_script(cell, limit):
             if target == "mid-body":
                 script.append(read_bytes(4096))
                 steps = fault_steps(p, cell.fault, limit)
+                if cell.fault == "stall":
+                    steps = [stall_unread(TIMEOUT + 1.0, limit)]
                 if cell.fault in ("disconnect", "stall"):
                     return script + steps
                 return script + steps + [drain_body(limit), linger(limit)]
@@ -604,44 +682,57 @@ def build_script(cell, limit):
                     ("%s scripted fault (HELO)\r\n" % p.code5).encode())]
         return script + [linger(limit)]
     if pipelined:
-        script.append(read_group())
-        k = [r for r, _ in GROUP].index(cell.row)
-        refused_auth = False
-        for j, (row, reply) in enumerate(GROUP):
-            if j < k:
-                script.append(send_bytes(reply))
-                continue
-            if j == k:
-                if cell.fault == "split":
-                    script.append(send_bytes(reply, split=True))
-                    continue
-                if cell.fault in ("disconnect", "stall"):
-                    return script + fault_steps(Phase(row, [], reply), cell.fault, limit)
-                code = ("454 4.7.0" if cell.fault == "4xx" else "554 5.7.0") if row == "p-auth" \
-                    else ("451 4.3.0" if cell.fault == "4xx" else "554 5.3.0")
-                if cell.fault in ("garbage", "overlong"):
-                    return script + fault_steps(Phase(row, [], reply), cell.fault, limit) + \
-                        [linger(limit)]
-                script.append(send_bytes(("%s scripted fault (%s)\r\n" % (code, row)).encode()))
-                refused_auth = row == "p-auth"
-                refused_mail = row == "p-mail"
-                continue
-            # After a refusal in the group, a real server refuses what depends
-            # on it: no login, no MAIL; no MAIL, no RCPT nor BDAT.
-            if refused_auth and row != "p-quit":
-                script.append(send_bytes(b"530 5.7.0 Authentication required\r\n"
-                                         if row == "p-mail" else
-                                         b"503 5.5.1 Error: need MAIL command\r\n"))
-            elif cell.fault in ("4xx", "5xx") and refused_mail and row != "p-quit":
-                script.append(send_bytes(b"503 5.5.1 Error: need MAIL command\r\n"))
-            else:
-                script.append(send_bytes(reply))
-        return script + [linger(limit)]
+        return script + pipelined_script(GROUPS[pipelined], cell, limit)
     script.append(linger(limit))
     return script
 
 
+def pipelined_script(stages, cell, limit):
+    """The server's part after EHLO for a pipelined cell: each stage's reads,
+    then its replies, the faulted one replaced."""
+    script = []
+    refused = None      # the row of a refused reply
+    for reads, replies in stages:
+        script += reads()
+        for row, reply in replies:
+            kind = row[2:]
+            if row == cell.row:
+                if cell.fault == "split":
+                    script.append(send_bytes(reply, split=True))
+                    continue
+                steps = fault_steps(Phase(row, [], reply), cell.fault, limit)
+                if cell.fault not in ("4xx", "5xx"):
+                    # nothing the client could take as the next replies
+                    return script + steps + ([] if cell.fault in ("disconnect", "stall")
+                                             else [linger(limit)])
+                code = {"4xx": "451 4.3.0", "5xx": "554 5.3.0"}[cell.fault]
+                if kind == "auth":
+                    code = {"4xx": "454 4.7.0", "5xx": "554 5.7.0"}[cell.fault]
+                script.append(send_bytes(("%s scripted fault (%s)\r\n" % (code, row)).encode()))
+                refused = kind
+                continue
+            # After a refusal in the group, a real server refuses what
+            # depends on it: no login, no MAIL; no MAIL, no RCPT, DATA, BDAT.
+            if refused == "auth" and kind == "mail":
+                script.append(send_bytes(b"530 5.7.0 Authentication required\r\n"))
+            elif refused in ("auth", "mail") and kind != "quit":
+                script.append(send_bytes(b"503 5.5.1 Error: need MAIL command\r\n"))
+            else:
+                script.append(send_bytes(reply))
+        if refused not in (None, "rcpt1", "rcpt2"):
+            break       # the transaction is over: no further stage
+    return script + [linger(limit)]
+
+
 # -- running and judging a cell --------------------------------------------
+
+
+def wire_form(msg, chunking):
+    """The message as it must cross the wire: CRLF line ends, and after DATA
+    dot-stuffed and ended by CRLF.CRLF (BDAT carries it as is)."""
+    if not chunking:
+        return smtpscript.dot_stuff(msg)
+    return b"".join(l + b"\r\n" for l in msg.rstrip(b"\n").split(b"\n"))
 
 
 def queue_files(t):
@@ -715,8 +806,8 @@ def run_cell(cell, slack):
         keys["smtp_sasl_mechanism_filter"] = "login" if cell.row.startswith("auth-login") \
             else "plain"
         t.sasl_config(USER, PASSWORD, **keys)
-        body = BODY_LARGE if cell.row == "mid-body" else BODY_SMALL
-        t.hato(["-f", SENDER, R1, R2], message(body))
+        cell.message = message(BODY_LARGE if cell.row == "mid-body" else BODY_SMALL)
+        t.hato(["-f", SENDER, R1, R2], cell.message)
         judge(t, cell, slack)
     except Exception as e:   # a harness bug is a failing cell, named
         import traceback
@@ -752,6 +843,9 @@ def judge(t, cell, slack):
     else:
         disp, states = "sent", {0: "sent", 1: "sent"}
     cell.outcome = "%d %s" % (run.code, disp)
+    nsent = sum(1 for v in states.values() if v == "sent")
+    if disp != "sent" and nsent:
+        cell.outcome += " (%d of 2 sent)" % nsent
     want_code, want_disp, want_states = expected(cell.row, cell.fault)
     t.check(run.code == want_code, "exit status %d, expected %d" % (run.code, want_code))
     t.check(disp == want_disp, "the message is %s, expected %s (queue %s, failed %s)"
@@ -770,13 +864,22 @@ def judge(t, cell, slack):
                 % (run.elapsed, TIMEOUT))
         t.check(run.elapsed < TIMEOUT + slack, "took %.2fs: more than the %gs timeout + %gs"
                 % (run.elapsed, TIMEOUT, slack))
-        t.check(re.search(r"time[ds]? ?out", run.stderr, re.I) or disp == "sent",
-                "stderr does not say it timed out")
+        key = stall_key(cell.row)
+        if key:
+            t.check(re.search(r"time[ds]? ?out", run.stderr, re.I) and key in run.stderr,
+                    "stderr does not say it timed out, naming %s" % key)
     else:
         t.check(run.elapsed < TIMEOUT, "took %.2fs: waited for a timeout (%gs) where "
                 "nothing should" % (run.elapsed, TIMEOUT))
     if disp != "sent" or want_disp != "sent":
         t.check(run.stderr.strip() != "", "nothing on stderr about the failure")
+    if "sent" in want_states.values():
+        # Whoever received it received the message exactly.
+        msgs = run.server.messages
+        want = wire_form(cell.message, chunking=cell.row.startswith("p-"))
+        if t.check(len(msgs) == 1, "%d messages on the wire, expected 1" % len(msgs)):
+            t.check(msgs[0] == want, "the message on the wire differs from what was sent "
+                    "(%d bytes, expected %d)" % (len(msgs[0]), len(want)))
     log = ""
     if t.maillog and os.path.exists(t.maillog):
         with open(t.maillog, errors="replace") as f:
