@@ -777,18 +777,17 @@ def run_cell(cell, slack):
     limit = TIMEOUT + slack + 8.0
     try:
         if cell.row == "connect":
-            keep = ()
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))   # held, so no other cell's server takes it
+            port = s.getsockname()[1]
             if cell.fault == "disconnect":
-                s = socket.socket()
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-                s.close()       # nothing listens: refused
+                keep = (s,)             # bound, not listening: refused
             else:
-                probe = socket.socket()
-                probe.bind(("127.0.0.1", 0))
-                port = probe.getsockname()[1]
-                probe.close()
-                keep = scenarios.stalled_listener(socket.AF_INET, "127.0.0.1", port)
+                # backlog 0 and its queue filled: further SYNs go unanswered
+                s.listen(0)
+                c = socket.socket()
+                c.connect(("127.0.0.1", port))
+                keep = (s, c)
             t.srv = NoServer(port, keep)
         else:
             script = build_script(cell, limit)
@@ -807,7 +806,8 @@ def run_cell(cell, slack):
             else "plain"
         t.sasl_config(USER, PASSWORD, **keys)
         cell.message = message(BODY_LARGE if cell.row == "mid-body" else BODY_SMALL)
-        t.hato(["-f", SENDER, R1, R2], cell.message)
+        # -v -v: the protocol trace, so every fault path shows its redaction
+        t.hato(["-v", "-v", "-f", SENDER, R1, R2], cell.message)
         judge(t, cell, slack)
     except Exception as e:   # a harness bug is a failing cell, named
         import traceback
