@@ -753,6 +753,17 @@ def queue_files(t):
     return out
 
 
+def null_sender_queued(t):
+    """Whether a message from <> (a non-delivery report) is in queue/."""
+    d = t.path(os.path.join("spool", "queue"))
+    for n in os.listdir(d) if os.path.isdir(d) else []:
+        if "." not in n:
+            with open(os.path.join(d, n), "rb") as f:
+                if b"\nsender \n" in f.read(4096):
+                    return True
+    return False
+
+
 def rcpt_states(t, sub, name):
     """{index: state} from the message's state file."""
     states = {}
@@ -890,6 +901,22 @@ def judge(t, cell, slack):
     if t.maillog and os.path.exists(t.maillog):
         with open(t.maillog, errors="replace") as f:
             log = f.read()
+    # The maillog: one line per recipient saying what became of it, with a
+    # status code of the right class; a bounce announces its report.
+    for i, st in want_states.items():
+        status, dsn = {"sent": ("sent", "2"), "pending": ("deferred", "4"),
+                       "bounced": ("bounced", "5")}[st]
+        addr = (R1, R2)[i]
+        t.check(re.search(r"to=<%s>, .*dsn=%s\.\d+\.\d+, status=%s " % (re.escape(addr), dsn,
+                                                                    status), log),
+                "the maillog has no status=%s line with a %s.x.x code for <%s>"
+                % (status, dsn, addr))
+    if want_disp == "bounced":
+        t.check("sender non-delivery notification" in log,
+                "the maillog does not name the non-delivery report")
+        t.check(null_sender_queued(t), "no non-delivery report waits in the queue")
+    if cell.fault in ("4xx", "5xx") and cell.row != "handshake":
+        t.check("scripted fault" in run.stderr, "stderr does not show the server's reply")
     for text, where in ((run.stderr, "stderr"), (run.stdout, "stdout"), (log, "maillog")):
         secrets_absent(t, text, where)
         for rx, what in BAD_OUTPUT:
