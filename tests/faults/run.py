@@ -58,7 +58,7 @@ TIMEOUT_KEYS = ("smtp_connect_timeout", "smtp_helo_timeout", "smtp_starttls_time
                 "smtp_data_xfer_timeout", "smtp_data_done_timeout", "smtp_quit_timeout")
 
 MODES = ("plain", "starttls", "implicit")
-FAULTS = ("disconnect", "stall", "4xx", "5xx", "garbage", "overlong", "split")
+FAULTS = ("disconnect", "stall", "4xx", "5xx", "garbage", "overlong", "split", "421")
 # What each fault does, for the doc.
 FAULT_TEXT = {
     "disconnect": "the server closes the connection instead of replying "
@@ -71,6 +71,8 @@ FAULT_TEXT = {
     "garbage": "a line that is not SMTP (`hello? this is not SMTP`)",
     "overlong": "a reply line of 10,000 bytes (the limit is 2048)",
     "split": "the correct reply, one byte per write: must succeed",
+    "421": "`421 4.3.2` and the server closes the connection (RFC 5321 section 3.8: "
+           "a server shutting down)",
 }
 
 GARBAGE = b"hello? this is not SMTP\r\n"
@@ -580,6 +582,9 @@ def fault_steps(phase, fault, limit, tls_phase=False):
         return [disconnect()]
     if fault == "stall":
         return [stall(limit=limit)]
+    if fault == "421":
+        return [send_bytes(("421 4.3.2 scripted fault (%s): shutting down\r\n"
+                            % phase.row).encode()), disconnect()]
     code = phase.code4 if fault == "4xx" else phase.code5
     if fault in ("4xx", "5xx"):
         data = ("%s scripted fault (%s)\r\n" % (code, phase.row)).encode()
@@ -645,7 +650,8 @@ def build_script(cell, limit):
                     continue
                 data = {"disconnect": None, "4xx": b"454 4.7.0 scripted: no TLS now\r\n",
                         "5xx": b"554 5.7.0 scripted: no TLS\r\n", "garbage": GARBAGE,
-                        "overlong": b"x" * 10000 + b"\r\n"}
+                        "overlong": b"x" * 10000 + b"\r\n",
+                        "421": b"421 4.3.2 scripted: shutting down\r\n"}
                 if cell.fault == "stall":
                     return script + [stall(limit=limit)]
                 step = tls_fault(data[cell.fault])
@@ -658,7 +664,7 @@ def build_script(cell, limit):
                 steps = fault_steps(p, cell.fault, limit)
                 if cell.fault == "stall":
                     steps = [stall_unread(TIMEOUT + 1.0, limit)]
-                if cell.fault in ("disconnect", "stall"):
+                if cell.fault in ("disconnect", "stall", "421"):
                     return script + steps
                 return script + steps + [drain_body(limit), linger(limit)]
             continue
@@ -671,7 +677,7 @@ def build_script(cell, limit):
             script.append(send_bytes(p.reply, split=True))
             continue
         steps = fault_steps(p, cell.fault, limit)
-        if cell.fault in ("disconnect", "stall"):
+        if cell.fault in ("disconnect", "stall", "421"):
             return script + steps
         script += steps
         if cell.fault in ("4xx", "5xx"):
@@ -703,7 +709,7 @@ def pipelined_script(stages, cell, limit):
                 steps = fault_steps(Phase(row, [], reply), cell.fault, limit)
                 if cell.fault not in ("4xx", "5xx"):
                     # nothing the client could take as the next replies
-                    return script + steps + ([] if cell.fault in ("disconnect", "stall")
+                    return script + steps + ([] if cell.fault in ("disconnect", "stall", "421")
                                              else [linger(limit)])
                 code = {"4xx": "451 4.3.0", "5xx": "554 5.3.0"}[cell.fault]
                 if kind == "auth":
@@ -915,8 +921,20 @@ def judge(t, cell, slack):
         t.check("sender non-delivery notification" in log,
                 "the maillog does not name the non-delivery report")
         t.check(null_sender_queued(t), "no non-delivery report waits in the queue")
-    if cell.fault in ("4xx", "5xx") and cell.row != "handshake":
-        t.check("scripted fault" in run.stderr, "stderr does not show the server's reply")
+    # (Not in the body: a 421 there reaches a client still writing, whose
+    # next write meets the closed connection; it reads replies only after
+    # the end of data, so the reset is the reason it gives.)
+    if cell.fault in ("4xx", "5xx", "421") and cell.row not in ("handshake", "quit") and \
+            not cell.row.endswith("-quit") and (cell.row, cell.fault) != ("mid-body", "421"):
+        # The reason recorded for the recipients the fault hit is the
+        # server's reply (stderr has the -v trace, so the maillog tells).
+        for i, st in want_states.items():
+            if st == "sent":
+                continue
+            m = re.search(r"to=<%s>, .*status=\w+ \((.*)\)$" % re.escape((R1, R2)[i]), log, re.M)
+            reason = m.group(1) if m else ""
+            t.check("scripted fault" in reason, "the reason given for <%s> is not the "
+                    "server's reply: %r" % ((R1, R2)[i], reason))
     for text, where in ((run.stderr, "stderr"), (run.stdout, "stdout"), (log, "maillog")):
         secrets_absent(t, text, where)
         for rx, what in BAD_OUTPUT:
