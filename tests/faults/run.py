@@ -36,7 +36,6 @@ import shutil
 import socket
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,7 +48,7 @@ import scenarios  # noqa: E402  (registers the test passwords for redaction)
 import smtpscript  # noqa: E402
 from scenarios import PASSWORD, R1, R2, SENDER, USER, secrets_absent  # noqa: E402
 from smtpscript import (Closed, Deviation, Step, disconnect, expect, read_bytes,  # noqa: E402
-                        send, send_raw, stall, starttls)
+                        send_raw, stall, starttls)
 
 # Every smtp_*_timeout in a stall cell's config: short, so they stay quick;
 # a stall must cost that one timeout and no more.
@@ -165,8 +164,8 @@ class linger(Step):
             try:
                 if not s._recv(left):
                     return
-            except OSError:
-                return
+            except socket.timeout:
+                raise Deviation("client still connected %gs after the fault" % self.limit)
 
 
 class stall_unread(Step):
@@ -255,7 +254,13 @@ class tls_fault(Step):
 class BioSocket:
     """A server TLS connection on ssl.MemoryBIO, so the matrix controls how
     the handshake's bytes are written.  Enough of a socket for smtpscript.
-    Made by _bio_pair."""
+    """
+
+    def __init__(self, sock, ctx):
+        import ssl
+        self.ssl, self.raw = ssl, sock
+        self.obj_in, self.obj_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.obj_in, self.obj_out, server_side=True)
 
     def _flush(self, split=False):
         data = self.obj_out.read()
@@ -316,16 +321,11 @@ class BioSocket:
         return self.obj.cipher()
 
 
-def _bio_pair(sock, ctx):
-    import ssl
-    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(inc, out, server_side=True)
-    b = BioSocket.__new__(BioSocket)
-    b.raw, b.obj, b.obj_in, b.obj_out, b.ssl = sock, obj, inc, out, ssl
-    return b
-
-
 class tls_split_step(Step):
+    """The TLS handshake with each byte the server sends in a write of its
+    own, so the client meets its records cut at every point; the session
+    then goes on over the BioSocket."""
+
     def describe(self):
         return "TLS handshake, server bytes one per write"
 
@@ -334,7 +334,7 @@ class tls_split_step(Step):
         if s.buf:
             raise Deviation("client sent %r before the handshake" % bytes(s.buf[:40]))
         s.sock.settimeout(s.read_timeout)
-        b = _bio_pair(s.sock, ctx)
+        b = BioSocket(s.sock, ctx)
         try:
             b.handshake(split=True)
         except (OSError, b.ssl.SSLError) as e:
