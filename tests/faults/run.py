@@ -463,8 +463,6 @@ def phases(mode, mech, pipelined):
         return ps
     a = dict(code4="454 4.7.0", code5="554 5.7.0")
     if mech == "LOGIN":
-        import base64
-        b64 = lambda t: base64.b64encode(t.encode()).decode()
         ps.append(Phase("auth-login-1", [expect(r"AUTH LOGIN")], b"334 VXNlcm5hbWU6\r\n", **a))
         ps.append(Phase("auth-login-2", [expect(r"\S+", check=login_ok(USER))],
                         b"334 UGFzc3dvcmQ6\r\n", **a))
@@ -588,7 +586,7 @@ def waits(row, fault):
 # -- building a cell's script ---------------------------------------------
 
 
-def fault_steps(phase, fault, limit, tls_phase=False):
+def fault_steps(phase, fault, limit):
     """The server's steps in place of `phase`'s reply."""
     if fault == "disconnect":
         return [disconnect()]
@@ -651,9 +649,8 @@ def build_script(cell, limit):
     pipelined = cell.row[:2] in ("p-", "d-") and cell.row[0]
     ps = phases(cell.mode, mech, pipelined)
     script = []
-    large = cell.row == "mid-body"
     target = cell.row if not pipelined else None
-    for i, p in enumerate(ps):
+    for p in ps:
         script += p.reads
         if p.row == "handshake":
             if p.row == target:
