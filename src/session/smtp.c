@@ -340,8 +340,10 @@ static const char *const expect_what[] = {
  * go out and the connection's end was given as the reason ("closed the
  * connection during envelope"), and one in a pipelined group was taken
  * for an unanswered end of data ("may or may not have been delivered",
- * though the server refused the group before its data).  The 421 itself
- * is the reason, and nothing more is sent. */
+ * though the server refused the group before its data).  Called after the
+ * reply's own handler has recorded it (a recipient keeps its own reply, a
+ * refused sender stays the reason): nothing more is sent, and unless the
+ * handler settled on a reason, the 421 is the reason. */
 static void on_closing(smtp *s, const reply *r, smtp_expect kind)
 {
     if (!error_is_set(&s->err) && !s->settled)
@@ -355,12 +357,6 @@ static void on_reply(smtp *s, const reply *r)
 {
     smtp_expect kind = expect_pop(s);
     trace_reply(s, r, kind);
-    /* A 421 greeting is a refusal of its own (on_greeting); one to QUIT
-     * is the goodbye. */
-    if (r->code == 421 && kind != EXPECT_GREETING && kind != EXPECT_QUIT) {
-        on_closing(s, r, kind);
-        return;
-    }
     switch (kind) {
     case EXPECT_GREETING: on_greeting(s, r); break;
     case EXPECT_EHLO: on_ehlo(s, r); break;
@@ -375,6 +371,10 @@ static void on_reply(smtp *s, const reply *r)
     case EXPECT_RSET: on_rset(s, r); break;
     case EXPECT_QUIT: smtp_set_state(s, SMTP_DONE); break;
     }
+    /* A 421 greeting is a refusal of its own (on_greeting); one to QUIT
+     * is the goodbye. */
+    if (r->code == 421 && kind != EXPECT_GREETING && kind != EXPECT_QUIT)
+        on_closing(s, r, kind);
 }
 
 /* ------------------------------------------------------------------ */

@@ -495,6 +495,25 @@ static void test_421_closing(void)
     hato_session_free(s);
     hato_message_free(m);
 
+    /* Each recipient keeps its own reply: the 550 still bounces the
+     * first, the 421 defers the second. */
+    m = message("hi\n", 2);
+    const step refused[] = {
+        {"220 relay\r\n", "EHLO client.example\r\n"},
+        {"250 relay\r\n", "MAIL FROM:<me@example.test>\r\n"},
+        {"250 ok\r\n", "RCPT TO:<a@example.test>\r\n"},
+        {"550 5.1.1 no such user\r\n", "RCPT TO:<b@example.test>\r\n"},
+        {"421 4.3.2 shutting down\r\n", ""},
+        {NULL, NULL},
+    };
+    s = run(o, m, refused);
+    CHECK(hato_session_want(s) & HATO_WANT_DONE);
+    check_error(s, HATO_E_RECIPIENTS, false, 550, "no such user");
+    CHECK_INT(hato_message_recipient_reply(m, 0, NULL, NULL), 550);
+    CHECK_INT(hato_message_recipient_reply(m, 1, NULL, NULL), 421);
+    hato_session_free(s);
+    hato_message_free(m);
+
     /* Pipelined: a 421 to MAIL, with the end of data already out, is not an
      * unanswered end of data ("may or may not have been delivered"). */
     m = message("hi\n", 1);
