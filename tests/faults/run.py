@@ -15,15 +15,18 @@ beyond what it waits for; default 2, 4 when HATO_BIN uses ASan).
 
 Rows are the steps of the session; per-command rows run against a server
 without PIPELINING, so each command waits for its reply and a fault hits
-exactly one; the "pipelined" rows run against PIPELINING + CHUNKING, where
-AUTH PLAIN, MAIL, both RCPTs, BDAT LAST and QUIT go in one write and the
-fault hits one reply of that group.  Columns are the faults.  Each cell
-asserts: the exit status, where the message ended (sent: gone; queued:
-still in queue/ with one attempt; bounced: in failed/), each recipient's
-state, the wall time (a stall costs one configured timeout, nothing else
-waits for any), that the server saw nothing it should not have, and that
-stdout, stderr and the maillog hold no secret, no AUTH argument, no Python
-traceback, no "internal error" and no sanitizer report.
+exactly one; the pipelined rows run against PIPELINING + CHUNKING ("p-":
+AUTH PLAIN, MAIL, both RCPTs, BDAT LAST and QUIT in one write) and
+PIPELINING alone ("d-": AUTH PLAIN ... DATA in one write), and the fault
+hits one reply of the group.  Columns are the faults.  Each cell asserts:
+the exit status, where the message ended (sent: gone; queued: still in
+queue/ with one attempt; bounced: in failed/, with a report queued), each
+recipient's state and maillog line, the reason given, the wall time (a
+stall costs one configured timeout, nothing else waits for any), that the
+server saw nothing it should not have and got the message intact, and
+that stdout, stderr and the maillog hold no secret, no AUTH argument, no
+Python traceback, no "internal error" and no sanitizer report.
+docs/testing.md ("Fault matrix") explains each fault and outcome.
 
 Python 3.11 standard library only.
 """
