@@ -334,6 +334,33 @@ static void on_rset(smtp *s, const reply *r)
         smtp_enter_quit(s);
 }
 
+/* What each awaited reply answers, as a person reads it. */
+static const char *const expect_what[] = {
+    [EXPECT_GREETING] = "the connection", [EXPECT_EHLO] = "EHLO", [EXPECT_HELO] = "HELO",
+    [EXPECT_STARTTLS] = "STARTTLS", [EXPECT_AUTH] = "AUTH", [EXPECT_MAIL] = "MAIL FROM",
+    [EXPECT_RCPT] = "RCPT TO", [EXPECT_DATA] = "DATA", [EXPECT_BDAT] = "BDAT",
+    [EXPECT_DOT] = "the end of data", [EXPECT_RSET] = "RSET", [EXPECT_QUIT] = "QUIT",
+};
+
+/* RFC 5321 section 3.8: 421 says the server is closing the connection, so
+ * the replies still awaited will never come.  Found by the fault matrix
+ * (tests/faults): handled as any 4xx, a 421 to a RCPT let the next command
+ * go out and the connection's end was given as the reason ("closed the
+ * connection during envelope"), and one in a pipelined group was taken
+ * for an unanswered end of data ("may or may not have been delivered",
+ * though the server refused the group before its data).  Called after the
+ * reply's own handler has recorded it (a recipient keeps its own reply, a
+ * refused sender stays the reason): nothing more is sent, and unless the
+ * handler settled on a reason, the 421 is the reason. */
+static void on_closing(smtp *s, const reply *r, smtp_expect kind)
+{
+    if (!error_is_set(&s->err) && !s->settled)
+        error_set_reply(&s->err, HATO_E_REPLY, r, "%s is closing the connection (in reply to %s)",
+                        s->opt->host, expect_what[kind]);
+    smtp_fail(s, HATO_E_REPLY, HATO_LAYER_SMTP, true, "%s closed the connection with %d",
+              s->opt->host, r->code);
+}
+
 static void on_reply(smtp *s, const reply *r)
 {
     smtp_expect kind = expect_pop(s);
@@ -352,6 +379,10 @@ static void on_reply(smtp *s, const reply *r)
     case EXPECT_RSET: on_rset(s, r); break;
     case EXPECT_QUIT: smtp_set_state(s, SMTP_DONE); break;
     }
+    /* A 421 greeting is a refusal of its own (on_greeting); one to QUIT
+     * is the goodbye. */
+    if (r->code == 421 && kind != EXPECT_GREETING && kind != EXPECT_QUIT)
+        on_closing(s, r, kind);
 }
 
 /* ------------------------------------------------------------------ */

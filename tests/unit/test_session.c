@@ -474,6 +474,65 @@ static void test_hangup_before_quit(void)
     hato_options_free(o);
 }
 
+/* RFC 5321 section 3.8: a 421 means the server is closing the connection.
+ * Nothing more goes out, and the 421 is the reason given, not the lost
+ * connection (found by the fault matrix, tests/faults). */
+static void test_421_closing(void)
+{
+    hato_options *o = plain_options(NULL);
+    hato_message *m = message("hi\n", 2);
+    const step script[] = {
+        {"220 relay\r\n", "EHLO client.example\r\n"},
+        {"250 relay\r\n", "MAIL FROM:<me@example.test>\r\n"},
+        {"250 ok\r\n", "RCPT TO:<a@example.test>\r\n"},
+        {"421 4.3.2 shutting down\r\n", ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    CHECK(hato_session_want(s) & HATO_WANT_DONE);
+    check_error(s, HATO_E_REPLY, true, 421, "in reply to RCPT TO");
+    CHECK(!hato_message_sent(m));
+    hato_session_free(s);
+    hato_message_free(m);
+
+    /* Each recipient keeps its own reply: the 550 still bounces the
+     * first, the 421 defers the second. */
+    m = message("hi\n", 2);
+    const step refused[] = {
+        {"220 relay\r\n", "EHLO client.example\r\n"},
+        {"250 relay\r\n", "MAIL FROM:<me@example.test>\r\n"},
+        {"250 ok\r\n", "RCPT TO:<a@example.test>\r\n"},
+        {"550 5.1.1 no such user\r\n", "RCPT TO:<b@example.test>\r\n"},
+        {"421 4.3.2 shutting down\r\n", ""},
+        {NULL, NULL},
+    };
+    s = run(o, m, refused);
+    CHECK(hato_session_want(s) & HATO_WANT_DONE);
+    check_error(s, HATO_E_RECIPIENTS, false, 550, "no such user");
+    CHECK_INT(hato_message_recipient_reply(m, 0, NULL, NULL), 550);
+    CHECK_INT(hato_message_recipient_reply(m, 1, NULL, NULL), 421);
+    hato_session_free(s);
+    hato_message_free(m);
+
+    /* Pipelined: a 421 to MAIL, with the end of data already out, is not an
+     * unanswered end of data ("may or may not have been delivered"). */
+    m = message("hi\n", 1);
+    const step piped[] = {
+        {"220 relay\r\n", "EHLO client.example\r\n"},
+        {"250-relay\r\n250 PIPELINING\r\n",
+         "MAIL FROM:<me@example.test>\r\nRCPT TO:<a@example.test>\r\nDATA\r\n"},
+        {"421 4.3.2 shutting down\r\n", ""},
+        {NULL, NULL},
+    };
+    s = run(o, m, piped);
+    hato_session_input_eof(s);
+    check_error(s, HATO_E_REPLY, true, 421, "in reply to MAIL FROM");
+    CHECK(!hato_message_sent(m));
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
 int main(void)
 {
     test_plain_send();
@@ -493,5 +552,6 @@ int main(void)
     test_keep_alive();
     test_idle_server_hangs_up();
     test_hangup_before_quit();
+    test_421_closing();
     return check_finish("session");
 }
