@@ -141,6 +141,12 @@ static void drive(int ep, struct conn *c)
         uint8_t buf[16384];
         ssize_t n = recv(c->fd, buf, sizeof buf, 0);
         if (n > 0) {
+#ifdef TCP_QUICKACK
+            /* Acknowledge at once: a server's second write of replies
+             * would otherwise wait for a delayed ACK (docs/api.md). */
+            int one = 1;
+            setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+#endif
             hato_session_input(c->s, buf, (size_t)n);
             continue;
         }

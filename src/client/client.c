@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -139,9 +141,26 @@ static int wait_events(int fd, short events, int timeout_ms)
                                              : p.revents & events;
 }
 
+/* Acknowledge what arrived at once.  A server that writes a pipelined
+ * group's replies in two pieces (Postfix: MAIL and RCPT, then BDAT LAST's
+ * after the queue file is safe) holds the second back under Nagle until
+ * the first is acknowledged, and Linux delays that ACK by up to 40 ms
+ * when the client has nothing to send: one such stall per message. */
+static void ack_now(int fd)
+{
+#ifdef TCP_QUICKACK
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+#else
+    (void)fd;
+#endif
+}
+
 static void drive_read(hato_session *s, int fd, unsigned char *in, size_t cap)
 {
     ssize_t n = recv(fd, in, cap, 0);
+    if (n > 0)
+        ack_now(fd);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR)
             hato_session_io_failed(s, strerror(errno));
