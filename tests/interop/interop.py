@@ -267,11 +267,14 @@ class Interop:
 
     def keep_output(self, proc):
         """Copy the run's stdout, stderr and maillog to
-        $HATO_BUILD_ROOT/test-output/interop/CASE/runN.* for tests/secrets."""
+        $HATO_BUILD_ROOT/test-output/interop/[PEER-]CASE/runN.* for
+        tests/secrets."""
         build = os.environ.get("HATO_BUILD_ROOT")
         if not build:
             return
-        d = os.path.join(build, "test-output", "interop", self.case)
+        # Each peer runs the same case names, possibly at the same time.
+        name = self.case if self.peer == "postfix" else "%s-%s" % (self.peer, self.case)
+        d = os.path.join(build, "test-output", "interop", name)
         self.runs = getattr(self, "runs", 0) + 1
         if self.runs == 1:
             shutil.rmtree(d, ignore_errors=True)
