@@ -1391,6 +1391,23 @@ def rcpt_all_refused(t):
 
 
 @scenario
+def rcpt_all_refused_no_enhanced(t):
+    """OpenSMTPD 6.8 offers ENHANCEDSTATUSCODES yet refuses an unknown
+    recipient with a bare "550 Invalid recipient": still EX_NOUSER (67),
+    not 69 (the placeholder 5.0.0 of the queue record must not count)."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME", "ENHANCEDSTATUSCODES"),
+             expect(MAIL_ANY), send("250 2.0.0 Ok"),
+             expect(rcpt(R1)), send("550 Invalid recipient: <rcpt1@example.test>")]
+            + report_attempt(), later_421=True)
+    t.config()
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_NOUSER)
+    t.stderr_has(R1, "550 Invalid recipient")
+    t.no_command("DATA")
+
+
+@scenario
 def rcpt_all_refused_policy(t):
     """The only recipient refused by policy (554 5.7.1): no DATA, EX_UNAVAILABLE (69)."""
     t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
