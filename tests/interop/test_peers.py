@@ -13,6 +13,10 @@ Run with --peer postfix|exim|opensmtpd|dovecot.
   keep-alive         three messages queued with -odq, then one 'hato -q -v':
                      one connection carries all three (MAIL FROM three times,
                      RSET or a fresh transaction between), each arrives once
+  keep-alive-refused the middle of three queued messages has only an unknown
+                     recipient; the same connection carries the third
+  smtputf8           UTF-8 in the header, ASCII body: SMTPUTF8 and
+                     BODY=8BITMIME where offered, else refused (65) before MAIL
   extensions         with -v, the body goes as BDAT where the server offers
                      CHUNKING (Exim, Postfix, Dovecot) and as DATA where it
                      does not (OpenSMTPD), commands are pipelined only where
@@ -104,6 +108,58 @@ def keep_alive(t):
         check(len(ports) == 1, "Exim received the three messages from client ports %s" % ports)
 
 
+def keep_alive_refused(t):
+    """The middle one of three queued messages has only an unknown
+    recipient: its transaction fails at RCPT (with PIPELINING and CHUNKING
+    the MAIL, RCPT and BDAT already went out together), and the same
+    connection must still carry the third message."""
+    cfg = config(t)
+    ids = [t.message_id(".%d" % n) for n in (1, 2, 3)]
+    rcpts = ["bob@example.test", UNKNOWN, "carol@example.test"]
+    msgs = [message(t, m, "keep-alive-refused %d" % n, r)
+            for n, (m, r) in enumerate(zip(ids, rcpts), 1)]
+    for msg, rcpt in zip(msgs, rcpts):
+        proc = t.run_hato(cfg, ["-odq", "-i", "-f", t.user, rcpt], msg)
+        check(proc.returncode == 0, "hato -odq exited %d" % proc.returncode)
+    proc = t.run_hato(cfg, ["-q", "-v"], b"")
+    check(proc.returncode == 0, "hato -q exited %d" % proc.returncode)
+    check(re.search(r"(?m)^hato: recipient <%s> refused" % re.escape(UNKNOWN), proc.err),
+          "hato -q -v does not report the refused recipient")
+    # The report to alice may take a connection of its own; the three
+    # queued messages must not.
+    conn = proc.err.split("a non-delivery report")[0]
+    check(len(re.findall(r"(?m)^hato: connected to ", conn)) == 1,
+          "hato -q opened more than one connection for the three queued messages")
+    interop.compare_messages(msgs[0], t.wait_delivered(ids[0], ["bob"])["bob"])
+    interop.compare_messages(msgs[2], t.wait_delivered(ids[2], ["carol"])["carol"])
+    check(not t.find_copies(ids[1]), "message 2 was delivered somewhere")
+
+
+def smtputf8(t):
+    """UTF-8 in From and Subject, an ASCII body (RFC 6532).  Where the server
+    offers SMTPUTF8 (Exim, Postfix) MAIL carries SMTPUTF8 and BODY=8BITMIME
+    and the message arrives byte for byte; where it does not (OpenSMTPD,
+    Dovecot submission) hato refuses before MAIL: exit 65, a message naming
+    SMTPUTF8, nothing delivered."""
+    msgid = t.message_id()
+    msg = ("From: J\u00f6rg <alice@example.test>\nTo: bob@example.test\nDate: %s\n"
+           "Message-ID: %s\nSubject: Gr\u00fc\u00dfe aus K\u00f6ln (%s)\n\nASCII only\n"
+           % (interop.rfc2822_date(), msgid, t.peer)).encode("utf-8")
+    proc = t.run_hato(config(t), ["-v", "-i", "-f", t.user, "bob@example.test"], msg)
+    mail = re.findall(r"(?m)^hato: > (MAIL FROM:<%s>.*)$" % re.escape(t.user), proc.err)
+    if t.peer in ("exim", "postfix"):
+        t.expect_sent(proc)
+        check(mail and re.search(r"\bSMTPUTF8\b", mail[0]) and "BODY=8BITMIME" in mail[0],
+              "MAIL lacks SMTPUTF8 or BODY=8BITMIME: %r" % mail)
+        interop.compare_messages(msg, t.wait_delivered(msgid, ["bob"])["bob"])
+    else:
+        check(proc.returncode == 65, "hato exited %d, expected 65 (the server has no SMTPUTF8)"
+              % proc.returncode)
+        check("does not offer SMTPUTF8" in proc.err, "stderr does not name SMTPUTF8: %r" % proc.err)
+        check(not mail, "hato sent MAIL for a message the server cannot take: %r" % mail)
+        t.expect_not_delivered(msgid)
+
+
 def extensions(t):
     msgid = t.message_id()
     msg = message(t, msgid, "extensions")
@@ -153,6 +209,8 @@ CASES = {
     "refused-recipient": refused_recipient,
     "partial": partial,
     "keep-alive": keep_alive,
+    "keep-alive-refused": keep_alive_refused,
+    "smtputf8": smtputf8,
     "extensions": extensions,
 }
 

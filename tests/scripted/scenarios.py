@@ -1694,6 +1694,24 @@ def smtputf8_address(t):
 
 
 @scenario
+def smtputf8_header_ascii_body(t):
+    """UTF-8 in a header, ASCII body, to a server with SMTPUTF8 (Exim 4.96
+    showed it): MAIL says SMTPUTF8 and BODY=8BITMIME, and the message goes
+    (it was declared 7BIT and stopped mid-stream, exit 70)."""
+    hs = [b"From: J\xc3\xb6rg <sender@example.test>", b"To: rcpt1@example.test",
+          b"Subject: Gr\xc3\xbc\xc3\x9fe", DATE, b"Message-ID: <scripted.utf8@client.example.test>"]
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "8BITMIME", "SMTPUTF8"),
+             expect(MAIL_BARE + r"(?=.*\bBODY=8BITMIME\b)(?=.*\bSMTPUTF8\b).*"),
+             send("250 2.1.0 Ok"), expect(rcpt(R1)), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go"), expect_data(), send("250 2.0.0 Ok")]
+            + quit_and_close())
+    t.config()
+    t.hato(["-f", SENDER, R1], message(*hs))
+    t.server_ok()
+    t.exit_code(EX_OK)
+
+
+@scenario
 def idn_domain_a_label(t):
     """Without SMTPUTF8 a UTF-8 domain goes as its A-label (IDNA 2008)."""
     t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "8BITMIME"),
