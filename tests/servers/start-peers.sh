@@ -11,9 +11,9 @@
 #     paths are compiled in), delivering to Maildirs under STATE_DIR/opensmtpd-mail;
 #     plain text, no AUTH (see the comment at its listener):
 #     24611                                           HATO_SERVERS_PORT_OPENSMTPD
-#   Dovecot's submission service (the instance start.sh runs), relaying
-#     with AUTH to the test Postfix's plain port, so mail lands in Postfix's
-#     Maildirs; STARTTLS, AUTH through the same passdb:
+#   Dovecot's submission service (a second Dovecot instance beside start.sh's
+#     SASL-only one, with the same passwd-file), relaying with AUTH to the
+#     test Postfix's plain port, so mail lands in Postfix's Maildirs; STARTTLS:
 #     24621                                           HATO_SERVERS_PORT_DOVECOT
 #
 # Exim and OpenSMTPD come from HATO_PEERS_PREFIX (default .deps/peers), where
