@@ -65,7 +65,7 @@ PEERS = {
              "MAILDIR_ROOT", "LOG"),
     "opensmtpd": ("HATO_TEST_OPENSMTPD_", None, None, "PORT_PLAIN",
                   "MAILDIR_ROOT", "LOG"),
-    "dovecot": ("HATO_TEST_DOVECOT_", "PORT_STARTTLS", None, None,
+    "dovecot": ("HATO_TEST_DOVECOT_", "PORT_STARTTLS", "PORT_SMTPS", None,
                 None, "SUBMISSION_LOG"),
 }
 

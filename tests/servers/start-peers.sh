@@ -13,8 +13,9 @@
 #     24611                                           HATO_SERVERS_PORT_OPENSMTPD
 #   Dovecot's submission service (a second Dovecot instance beside start.sh's
 #     SASL-only one, with the same passwd-file), relaying with AUTH to the
-#     test Postfix's plain port, so mail lands in Postfix's Maildirs; STARTTLS:
-#     24621                                           HATO_SERVERS_PORT_DOVECOT
+#     test Postfix's plain port, so mail lands in Postfix's Maildirs:
+#     24621  STARTTLS                                 HATO_SERVERS_PORT_DOVECOT
+#     24622  implicit TLS                             HATO_SERVERS_PORT_DOVECOT_SMTPS
 #
 # Exim and OpenSMTPD come from HATO_PEERS_PREFIX (default .deps/peers), where
 # tests/setup/install-peers.sh unpacks them.
@@ -37,6 +38,7 @@ port_exim=${HATO_SERVERS_PORT_EXIM:-24601}
 port_exim_smtps=${HATO_SERVERS_PORT_EXIM_SMTPS:-24602}
 port_opensmtpd=${HATO_SERVERS_PORT_OPENSMTPD:-24611}
 port_dovecot=${HATO_SERVERS_PORT_DOVECOT:-24621}
+port_dovecot_smtps=${HATO_SERVERS_PORT_DOVECOT_SMTPS:-24622}
 port_plain=${HATO_SERVERS_PORT_PLAIN:-24025}
 
 ca=$state/ca
@@ -53,7 +55,7 @@ fail() {
     exit 1
 }
 
-for p in $port_exim $port_exim_smtps $port_opensmtpd $port_dovecot; do
+for p in $port_exim $port_exim_smtps $port_opensmtpd $port_dovecot $port_dovecot_smtps; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
         fail "port $p is already in use by another process; set HATO_SERVERS_PORT_*"
     fi
@@ -274,6 +276,11 @@ service submission-login {
     address = $ds_addrs
     port = $port_dovecot
   }
+  inet_listener submissions {
+    address = $ds_addrs
+    port = $port_dovecot_smtps
+    ssl = yes
+  }
 }
 service anvil {
   unix_listener anvil-auth-penalty {
@@ -287,9 +294,13 @@ dovecot_version=$(dovecot --version | cut -d' ' -f1)
 # ---- ready? ---------------------------------------------------------------------
 hosts=127.0.0.1
 [ "$ipv6" = no ] || hosts="$hosts ::1"
+# probe.py speaks TLS on one port per call.
 python3 "$here/probe.py" "$ca/ca.crt" "$port_exim_smtps" "$logs" "$hosts" \
-    "$port_exim" "$port_exim_smtps" "$port_opensmtpd" "$port_dovecot" ||
-    fail "a peer did not answer; logs in $logs"
+    "$port_exim" "$port_exim_smtps" "$port_opensmtpd" ||
+    fail "Exim or OpenSMTPD did not answer; logs in $logs"
+python3 "$here/probe.py" "$ca/ca.crt" "$port_dovecot_smtps" "$logs" "$hosts" \
+    "$port_dovecot" "$port_dovecot_smtps" ||
+    fail "Dovecot submission did not answer; log in $logs/dovecot-submission.log"
 
 q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 cat >> "$state/servers.env" <<ENV
@@ -308,6 +319,7 @@ HATO_TEST_OPENSMTPD_MAILDIR_ROOT=$(q "$osmail")
 HATO_TEST_OPENSMTPD_LOG=$(q "$logs/opensmtpd.log")
 HATO_TEST_DOVECOT_VERSION=$(q "$dovecot_version")
 HATO_TEST_DOVECOT_PORT_STARTTLS=$port_dovecot
+HATO_TEST_DOVECOT_PORT_SMTPS=$port_dovecot_smtps
 HATO_TEST_DOVECOT_SUBMISSION_LOG=$(q "$logs/dovecot-submission.log")
 ENV
-echo "start-peers.sh: Exim $exim_version on $port_exim/$port_exim_smtps, OpenSMTPD $opensmtpd_version on $port_opensmtpd, Dovecot $dovecot_version submission on $port_dovecot"
+echo "start-peers.sh: Exim $exim_version on $port_exim/$port_exim_smtps, OpenSMTPD $opensmtpd_version on $port_opensmtpd, Dovecot $dovecot_version submission on $port_dovecot/$port_dovecot_smtps"
