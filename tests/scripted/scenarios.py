@@ -1639,9 +1639,11 @@ def one_group(t, verbs, what):
 
 @scenario
 def chunking_one_write(t):
-    """STARTTLS, then AUTH PLAIN, MAIL, RCPT and the whole message as BDAT
-    LAST in a single write (RFC 4954 4 lets a one-step AUTH lead a group):
-    CRLF line ends, no dot-stuffing, no end-of-data line."""
+    """STARTTLS, then AUTH PLAIN, MAIL and RCPT in a single write (RFC 4954
+    4 lets a one-step AUTH lead a group), and the whole message as BDAT
+    LAST once the 235 came (a server refusing the login may read the chunk
+    as commands: pipelined-auth-refused-no-bdat): CRLF line ends, no
+    dot-stuffing, no end-of-data line."""
     t.serve(starttls_prelude("PIPELINING", "CHUNKING", "8BITMIME", "AUTH PLAIN")
             + [auth(USER, PASSWORD, mechanisms=("PLAIN",)),
                expect(MAIL_ANY), send("250 2.1.0 Ok"), expect(rcpt(R1)), send("250 2.1.5 Ok"),
@@ -1655,9 +1657,33 @@ def chunking_one_write(t):
     t.server_ok()
     t.exit_code(EX_OK)
     t.stderr_quiet()
-    one_group(t, ("AUTH", "MAIL", "RCPT", "BDAT"), "AUTH, MAIL, RCPT and BDAT")
+    one_group(t, ("AUTH", "MAIL", "RCPT"), "AUTH, MAIL and RCPT")
+    chunks = {l.text.split(" ")[0].upper(): l.chunk for l in t.run.server.lines}
+    t.check(chunks.get("BDAT") != chunks.get("AUTH"), "BDAT went with the unanswered AUTH")
     no_dots = msg.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     body_is(t, no_dots if no_dots.endswith(b"\r\n") else no_dots + b"\r\n")
+
+
+@scenario
+def pipelined_auth_refused_no_bdat(t):
+    """Dovecot 2.3's submission service before a login: AUTH PLAIN refused,
+    then 530 to MAIL and RCPT.  No BDAT follows (its submission-login would
+    answer 530 and read the chunk's lines as commands, as it did with
+    hato's first BDAT pipelining): QUIT, exit 0 with the message queued."""
+    t.serve(starttls_prelude("PIPELINING", "CHUNKING", "8BITMIME", "AUTH PLAIN")
+            + [auth(USER, PASSWORD, mechanisms=("PLAIN",),
+                    reply="535 5.7.8 Authentication failed."),
+               expect(MAIL_ANY), send("530 5.7.0 Authentication required."),
+               expect(rcpt(R1)), send("530 5.7.0 Authentication required.")]
+            + quit_and_close(), tls=True)
+    ca = t.ca()
+    t.sasl_config(USER, PASSWORD, smtp_tls_security_level="verify",
+                  smtp_tls_CAfile=ca + "/ca.crt")
+    t.hato(["-i", "-f", SENDER, R1], std_message(body=b"QUIT\nRSET\n"))
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.stderr_has("queued", "535")
+    t.no_command("BDAT")
 
 
 @scenario
