@@ -48,6 +48,7 @@ pass1='correct horse battery staple'
 user2=bob@example.test
 pass2='hunter2 but longer'
 boxes="alice bob carol dave"
+box_list=${boxes// / : }   # Exim's list syntax
 
 fail() {
     echo "start-peers.sh: $1" >&2
@@ -135,14 +136,14 @@ acl_rcpt:
   deny    message = 5.7.1 authentication required
           !authenticated = *
   accept  domains = +local_domains
-          local_parts = $(echo "$boxes" | sed 's/ / : /g')
+          local_parts = $box_list
   deny    message = 5.1.1 no such user here
 
 begin routers
 maildir:
   driver = accept
   domains = +local_domains
-  local_parts = $(echo "$boxes" | sed 's/ / : /g')
+  local_parts = $box_list
   transport = maildir
 
 begin transports
@@ -217,6 +218,7 @@ CONF
 # namespace gives this instance its own.  -d keeps it in the foreground, so
 # its log is its stderr and its pid is the one recorded here.
 : > "$logs/opensmtpd.log"
+# shellcheck disable=SC2016  # $1 and $2 are the inner shell's
 setsid unshare --mount --propagation private -- /bin/sh -c '
     mount --bind "$1/spool" /var/spool/smtpd &&
     mount -t tmpfs -o mode=755 hato-opensmtpd-run /run &&

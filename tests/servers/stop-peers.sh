@@ -3,7 +3,10 @@
 # that start-peers.sh started in STATE_DIR (stop.sh calls it), and waits until
 # they are gone.  Does nothing when none runs there.
 set -eu
-[ $# -eq 1 ] && [ -n "$1" ] || { echo "usage: $0 STATE_DIR" >&2; exit 2; }
+if [ $# -ne 1 ] || [ -z "$1" ]; then
+    echo "usage: $0 STATE_DIR" >&2
+    exit 2
+fi
 [ -d "$1" ] || exit 0
 state=$(cd "$1" && pwd)
 

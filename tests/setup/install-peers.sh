@@ -64,7 +64,8 @@ mkdir -p "$prefix"
 for deb in "$dl"/*.deb; do
     dpkg-deb -x "$deb" "$prefix"
     # "PACKAGE VERSION" lines: start-peers.sh puts them into servers.env.
+    # shellcheck disable=SC2016  # dpkg's own ${Field} syntax
     dpkg-deb --show --showformat='${Package} ${Version}\n' "$deb" >> "$prefix/versions.new"
 done
 mv "$prefix/versions.new" "$prefix/versions"
-echo "install-peers: $(ls "$dl" | tr '\n' ' ')unpacked into $prefix"
+echo "install-peers: $(cut -d' ' -f1 "$prefix/versions" | tr '\n' ' ')unpacked into $prefix"
