@@ -17,6 +17,8 @@ Run with --peer postfix|exim|opensmtpd|dovecot.
                      recipient; the same connection carries the third
   smtputf8           UTF-8 in the header, ASCII body: SMTPUTF8 and
                      BODY=8BITMIME where offered, else refused (65) before MAIL
+  dsn                -N/-R/-V: NOTIFY, ORCPT, RET, ENVID where DSN is offered
+                     (OpenSMTPD, Postfix), dropped where not; delivered
   extensions         with -v, the body goes as BDAT where the server offers
                      CHUNKING (Exim, Postfix, Dovecot) and as DATA where it
                      does not (OpenSMTPD), commands are pipelined only where
@@ -160,6 +162,34 @@ def smtputf8(t):
         t.expect_not_delivered(msgid)
 
 
+def dsn(t):
+    """-N failure,delay -R hdrs -V ENVID: the DSN parameters (RFC 3461) go
+    where DSN is offered (OpenSMTPD, Postfix) and are dropped where not
+    (Exim as configured, Dovecot submission), as Postfix does; the message
+    arrives either way."""
+    msgid = t.message_id()
+    msg = message(t, msgid, "dsn")
+    envid = "hato-" + t.token.replace(".", "-")[-20:]
+    proc = t.run_hato(config(t), ["-v", "-N", "failure,delay", "-R", "hdrs", "-V", envid,
+                                  "-i", "-f", t.user, "bob@example.test"], msg)
+    t.expect_sent(proc)
+    interop.compare_messages(msg, t.wait_delivered(msgid, ["bob"])["bob"])
+    offered = re.search(r"(?m)^hato: < 250[- ]DSN\b", proc.err) is not None
+    mail = re.findall(r"(?m)^hato: > (MAIL FROM:<%s>.*)$" % re.escape(t.user), proc.err)
+    rcpt = re.findall(r"(?m)^hato: > (RCPT TO:<bob@example\.test>.*)$", proc.err)
+    check(mail and rcpt, "no MAIL or RCPT in the -v trace")
+    expect_offered = t.peer in ("opensmtpd", "postfix")
+    check(offered == expect_offered, "%s %s DSN" % (t.peer, "offers" if offered else "does not offer"))
+    if offered:
+        check("RET=HDRS" in mail[0] and ("ENVID=" + envid) in mail[0],
+              "MAIL lacks RET=HDRS or ENVID: %s" % mail[0])
+        check("NOTIFY=FAILURE,DELAY" in rcpt[0] and "ORCPT=rfc822;bob@example.test" in rcpt[0],
+              "RCPT lacks NOTIFY or ORCPT: %s" % rcpt[0])
+    else:
+        check("RET=" not in mail[0] and "ENVID=" not in mail[0] and "NOTIFY=" not in rcpt[0],
+              "DSN parameters went to a server without DSN: %s / %s" % (mail[0], rcpt[0]))
+
+
 def extensions(t):
     msgid = t.message_id()
     msg = message(t, msgid, "extensions")
@@ -211,6 +241,7 @@ CASES = {
     "keep-alive": keep_alive,
     "keep-alive-refused": keep_alive_refused,
     "smtputf8": smtputf8,
+    "dsn": dsn,
     "extensions": extensions,
 }
 
