@@ -57,13 +57,17 @@ void content_decide(const struct queue_entry *e, bool smtputf8_enable,
                     struct content_decision *out)
 {
     *out = (struct content_decision){.body = e->body_request};
+    /* UTF-8 in the header section is 8-bit content too: declared 7BIT, the
+     * library refused the message mid-stream ("declared 7BIT but holds
+     * 8-bit bytes", exit 70) even with SMTPUTF8 offered (Exim 4.96). */
+    bool eight_bit = e->body_8bit || e->header_8bit;
     /* A file from before the scan: the library's own default, as then. */
     if (out->body == HATO_BODY_AUTO && e->scanned)
-        out->body = e->body_8bit ? HATO_BODY_8BITMIME : HATO_BODY_7BIT;
+        out->body = eight_bit ? HATO_BODY_8BITMIME : HATO_BODY_7BIT;
     /* -B 7BIT on 8-bit content: what the body holds is declared, not what
      * was said of it (RFC 6152 forbids 8-bit bytes undeclared, and the
      * library refuses to send them so). */
-    if (out->body == HATO_BODY_7BIT && e->scanned && e->body_8bit)
+    if (out->body == HATO_BODY_7BIT && e->scanned && eight_bit)
         out->body = HATO_BODY_8BITMIME;
     out->size_known = e->scanned;
     out->size = e->wire_size;

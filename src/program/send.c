@@ -341,7 +341,10 @@ static void attempt(struct delivery *d, struct queue_entry *e, bool interactive,
                 a->bounced++;
             if (nref < 64) {
                 codes[nref] = code;
-                enhs[nref] = r->dsn;
+                /* The server's own enhanced code, not r->dsn, which has
+                 * 5.0.0 filled in: "550 Invalid recipient" without one
+                 * (OpenSMTPD 6.8) must still read as "no such user" (67). */
+                enhs[nref] = enh;
                 nref++;
             }
             snprintf(a->error, sizeof a->error, "<%s>: %s", r->address, reason);

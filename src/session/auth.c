@@ -136,7 +136,7 @@ static void auth_begin(smtp *s)
     smtp_set_state(s, SMTP_AUTH);
     s->auth_attempts++;
     s->auth_pipelined = initial != NULL && auth_may_pipeline(s);
-    s->auth_failed = s->auth_retry = false;
+    s->auth_failed = s->auth_retry = s->auth_answered = false;
     if (initial != NULL)
         /* RFC 4954 section 4: "=" stands for an empty initial response. */
         smtp_command(s, EXPECT_AUTH, trace, "AUTH %s %s", s->mech, initial[0] ? initial : "=");
@@ -267,6 +267,7 @@ void auth_on_reply(smtp *s, const reply *r)
         snprintf(server_said, sizeof server_said, " (the server's error: %s)", summary);
     sasl_exchange_free(s->auth);
     s->auth = NULL;
+    s->auth_answered = true;
     if (reply_class(r) == 2 && s->auth_last != SASL_DONE && sasl_mutual(s->mech)) {
         /* RFC 5802 section 5, RFC 2831 section 2.1.3: the server proves it
          * knows the password in its final message; a server that skips it

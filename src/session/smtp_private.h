@@ -83,6 +83,7 @@ struct smtp {
     unsigned auth_attempts;  /* AUTH commands sent */
     bool auth_pipelined;     /* the transaction follows AUTH in one write */
     bool auth_failed;        /* ... and AUTH was refused: auth_err says why */
+    bool auth_answered;      /* ... and its final reply came (235 or refusal) */
     bool auth_retry;         /* ... with a code that allows one fallback */
     hato_error auth_err;
 

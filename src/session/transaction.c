@@ -313,6 +313,13 @@ static bool may_pump(const smtp *s)
     /* Without PIPELINING each chunk waits for the last one's reply. */
     if (!s->pipelining && s->awaiting > 0)
         return false;
+    /* Behind a pipelined AUTH the content waits for the replies to the
+     * login and the envelope (they come in one flight), and never follows
+     * a refusal: a server that refuses the login may not know BDAT before
+     * it (Dovecot 2.3's submission-login answers 530 and reads the chunk's
+     * lines as commands), so the message would be spoken to it as SMTP. */
+    if (s->auth_pipelined)
+        return s->auth_answered && !s->auth_failed && envelope_ok(s);
     /* The first chunk rides with the envelope; the rest wait to hear that
      * someone will receive them. */
     return s->bdat_sent == 0 || envelope_ok(s);
@@ -431,7 +438,9 @@ static void progress(smtp *s)
     }
     if (!s->plan.chunking || s->body_done)
         return; /* DATA's reply, or BDAT LAST's, decides */
-    if (envelope_failed(s) || s->chunk_refused) {
+    /* A refused pipelined login ends it too, even where the server took
+     * the envelope: no content goes (may_pump). */
+    if (envelope_failed(s) || s->chunk_refused || (s->auth_pipelined && s->auth_failed)) {
         s->txn_failed = true;
         if (envelope_answered(s) && s->bdat_answered == s->bdat_sent) {
             set_failure(s, NULL, "");

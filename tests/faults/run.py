@@ -353,14 +353,15 @@ class tls_split_step(Step):
 
 class read_group(Step):
     """The pipelined group, read whole before any reply: AUTH PLAIN with its
-    initial response (checked), MAIL, both RCPTs, then BDAT n LAST with its
-    n octets and QUIT (chunking), or DATA.  All in one write."""
+    initial response (checked), MAIL and both RCPTs, then DATA (without
+    CHUNKING).  With CHUNKING the group ends after the RCPTs: the content
+    waits for the 235 (read_chunk).  All in one write."""
 
     def __init__(self, chunking):
         self.chunking = chunking
 
     def describe(self):
-        return "read the pipelined group (%s)" % ("BDAT" if self.chunking else "DATA")
+        return "read the pipelined group (%s)" % ("to RCPT" if self.chunking else "DATA")
 
     def run(self, s):
         first = len(s.result.lines)
@@ -372,22 +373,34 @@ class read_group(Step):
         expect(rcpt_re(R2)).run(s)
         if not self.chunking:
             expect("DATA").run(s)
-        else:
-            line = s.read_line(what="BDAT n LAST")
-            m = re.fullmatch(r"BDAT (\d+) LAST", line.text)
-            if not m:
-                raise Deviation("expected BDAT n LAST, client sent %r" % line.text)
-            n = int(m.group(1))
-            deadline = time.monotonic() + s.read_timeout
-            while len(s.buf) < n:
-                if not s._recv(max(deadline - time.monotonic(), 0.001)):
-                    raise Deviation("client closed inside the BDAT chunk")
-            s.result.messages.append(s._consume(n))
-            s.result.note("C", "<BDAT chunk: %d bytes>" % n)
-            expect("QUIT").run(s)
         writes = {l.chunk for l in s.result.lines[first:]}
         if len(writes) != 1:
             raise Deviation("the pipelined group came in %d writes, not one" % len(writes))
+
+
+class read_chunk(Step):
+    """After the 235: BDAT n LAST with its n octets and QUIT, in one write."""
+
+    def describe(self):
+        return "read BDAT n LAST and QUIT"
+
+    def run(self, s):
+        first = len(s.result.lines)
+        line = s.read_line(what="BDAT n LAST")
+        m = re.fullmatch(r"BDAT (\d+) LAST", line.text)
+        if not m:
+            raise Deviation("expected BDAT n LAST, client sent %r" % line.text)
+        n = int(m.group(1))
+        deadline = time.monotonic() + s.read_timeout
+        while len(s.buf) < n:
+            if not s._recv(max(deadline - time.monotonic(), 0.001)):
+                raise Deviation("client closed inside the BDAT chunk")
+        s.result.messages.append(s._consume(n))
+        s.result.note("C", "<BDAT chunk: %d bytes>" % n)
+        expect("QUIT").run(s)
+        writes = {l.chunk for l in s.result.lines[first:]}
+        if len(writes) != 1:
+            raise Deviation("BDAT and QUIT came in %d writes, not one" % len(writes))
 
 
 def plain_ok(m):
@@ -494,8 +507,10 @@ OK235 = b"235 2.7.0 Authentication successful\r\n"
 GROUPS = {
     "p": [(lambda: [read_group(chunking=True)],
            [("p-auth", OK235), ("p-mail", b"250 2.1.0 Ok\r\n"),
-            ("p-rcpt1", b"250 2.1.5 Ok\r\n"), ("p-rcpt2", b"250 2.1.5 Ok\r\n"),
-            ("p-bdat", b"250 2.0.0 Ok: queued as FAULTS\r\n"),
+            ("p-rcpt1", b"250 2.1.5 Ok\r\n"), ("p-rcpt2", b"250 2.1.5 Ok\r\n")]),
+          # the content and QUIT: one write once the login is confirmed
+          (lambda: [read_chunk()],
+           [("p-bdat", b"250 2.0.0 Ok: queued as FAULTS\r\n"),
             ("p-quit", b"221 2.0.0 bye\r\n")])],
     "d": [(lambda: [read_group(chunking=False)],
            [("d-auth", OK235), ("d-mail", b"250 2.1.0 Ok\r\n"),

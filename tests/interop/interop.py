@@ -53,23 +53,42 @@ def log(message):
     print(message, flush=True)
 
 
+# The servers a case can run against (--peer): where each listens, where its
+# mail lands, which log shows what it saw.  Postfix and Dovecot's submission
+# service (which relays to that Postfix) share one set of Maildirs.
+#   name: (servers.env prefix, STARTTLS port key, implicit-TLS port key,
+#          plain port key, Maildir root key, log key)
+PEERS = {
+    "postfix": ("HATO_TEST_", "PORT_STARTTLS", "PORT_SMTPS", "PORT_PLAIN",
+                "MAILDIR_ROOT", "POSTFIX_LOG"),
+    "exim": ("HATO_TEST_EXIM_", "PORT_STARTTLS", "PORT_SMTPS", None,
+             "MAILDIR_ROOT", "LOG"),
+    "opensmtpd": ("HATO_TEST_OPENSMTPD_", None, None, "PORT_PLAIN",
+                  "MAILDIR_ROOT", "LOG"),
+    "dovecot": ("HATO_TEST_DOVECOT_", "PORT_STARTTLS", "PORT_SMTPS", None,
+                None, "SUBMISSION_LOG"),
+}
+
+
 def main(run, cases):
-    """Parse --case NAME, run cases[NAME](Interop), exit 0 or 1."""
+    """Parse --case NAME [--peer SERVER], run cases[NAME](Interop), exit 0
+    or 1."""
     import argparse
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--case", required=True, choices=sorted(cases))
+    parser.add_argument("--peer", default="postfix", choices=sorted(PEERS))
     args = parser.parse_args()
     try:
-        env = Interop(args.case)
+        env = Interop(args.case, args.peer)
         try:
             run(cases[args.case], env)
         finally:
             env.cleanup()
     except TestFailure as e:
-        print("FAIL: %s: %s" % (args.case, e), file=sys.stderr, flush=True)
+        print("FAIL: %s (%s): %s" % (args.case, args.peer, e), file=sys.stderr, flush=True)
         sys.exit(1)
-    log("PASS: %s" % args.case)
+    log("PASS: %s (%s)" % (args.case, args.peer))
 
 
 def load_env_file(path):
@@ -89,8 +108,9 @@ def load_env_file(path):
 
 
 class Interop:
-    def __init__(self, case):
+    def __init__(self, case, peer="postfix"):
         self.case = case
+        self.peer = peer
         path = os.environ.get("HATO_TEST_SERVERS")
         if not path:
             fail("HATO_TEST_SERVERS is not set; start the servers with "
@@ -115,16 +135,55 @@ class Interop:
         self.maildir_root = self.env["HATO_TEST_MAILDIR_ROOT"]
         self.postfix_log = self.env["HATO_TEST_POSTFIX_LOG"]
         self.ipv6 = self.env.get("HATO_TEST_IPV6") == "yes"
+        self.server_log = self.postfix_log
+        if peer != "postfix":
+            self.use_peer(path)
         for port in (self.port_starttls, self.port_smtps, self.port_plain):
-            self.require_listener("127.0.0.1", port)
+            if port is not None:
+                self.require_listener("127.0.0.1", port)
 
         self.hato = os.environ.get("HATO_BIN")
         if not self.hato:
             fail("HATO_BIN is not set (meson sets it to the built hato program)")
         if not os.access(self.hato, os.X_OK):
             fail("HATO_BIN=%s is not an executable file; build hato first" % self.hato)
-        self.tmp = tempfile.mkdtemp(prefix="hato-interop-%s-" % case)
-        self.token = "%s.%d.%s" % (case, os.getpid(), secrets.token_hex(6))
+        self.tmp = tempfile.mkdtemp(prefix="hato-interop-%s-%s-" % (peer, case))
+        self.token = "%s.%s.%d.%s" % (case, peer, os.getpid(), secrets.token_hex(6))
+
+    def use_peer(self, path):
+        """Point the ports, Maildirs and log at another server; a port it
+        does not have is None."""
+        prefix, starttls, smtps, plain, maildir, logkey = PEERS[self.peer]
+
+        def get(key):
+            if key is None:
+                return None
+            check(prefix + key in self.env,
+                  "%s does not define %s: start the servers with tests/servers/start.sh "
+                  "(which runs start-peers.sh)" % (path, prefix + key))
+            return self.env[prefix + key]
+
+        self.port_starttls, self.port_smtps, self.port_plain = (
+            int(p) if p is not None else None for p in map(get, (starttls, smtps, plain)))
+        if maildir:
+            self.maildir_root = get(maildir)
+        self.server_log = get(logkey)
+        log("peer %s %s: STARTTLS %s, implicit TLS %s, plain %s, log %s"
+            % (self.peer, get("VERSION"), self.port_starttls, self.port_smtps,
+               self.port_plain, self.server_log))
+
+    def submit_settings(self, extra_auth=()):
+        """(relay key, settings) for the peer's best way in: STARTTLS
+        verified against the test CA with the test login where it has
+        STARTTLS, else its plain port without TLS or AUTH (OpenSMTPD)."""
+        if self.port_starttls is not None:
+            key = "[%s]:%d" % (self.host, self.port_starttls)
+            return key, [("relayhost", key)] + self.auth_settings(key) + list(extra_auth) + [
+                ("smtp_tls_security_level", "verify"),
+                ("smtp_tls_CAfile", self.ca),
+            ]
+        key = "[%s]:%d" % (self.host, self.port_plain)
+        return key, [("relayhost", key), ("smtp_tls_security_level", "none")]
 
     def cleanup(self):
         if os.environ.get("HATO_TEST_KEEP"):
@@ -208,11 +267,14 @@ class Interop:
 
     def keep_output(self, proc):
         """Copy the run's stdout, stderr and maillog to
-        $HATO_BUILD_ROOT/test-output/interop/CASE/runN.* for tests/secrets."""
+        $HATO_BUILD_ROOT/test-output/interop/[PEER-]CASE/runN.* for
+        tests/secrets."""
         build = os.environ.get("HATO_BUILD_ROOT")
         if not build:
             return
-        d = os.path.join(build, "test-output", "interop", self.case)
+        # Each peer runs the same case names, possibly at the same time.
+        name = self.case if self.peer == "postfix" else "%s-%s" % (self.peer, self.case)
+        d = os.path.join(build, "test-output", "interop", name)
         self.runs = getattr(self, "runs", 0) + 1
         if self.runs == 1:
             shutil.rmtree(d, ignore_errors=True)
@@ -281,7 +343,7 @@ class Interop:
             if time.monotonic() > deadline:
                 missing = [b for b in mailboxes if b not in copies]
                 fail("message %s not delivered to %s within %d s; see %s"
-                     % (message_id, ", ".join(missing), timeout, self.postfix_log))
+                     % (message_id, ", ".join(missing), timeout, self.server_log))
             time.sleep(0.2)
         for box, paths in copies.items():
             check(len(paths) == 1, "mailbox %s got %d copies of %s: %s"
@@ -296,8 +358,66 @@ class Interop:
         copies = self.find_copies(message_id)
         check(not copies, "message %s was delivered although it should not be: %s"
               % (message_id, copies))
-        check(self.queue_id(message_id) is None,
-              "Postfix accepted message %s although it should not have" % message_id)
+        if self.peer in ("postfix", "dovecot"):
+            check(self.queue_id(message_id) is None,
+                  "Postfix accepted message %s although it should not have" % message_id)
+
+    # ---- what the server saw ---------------------------------------------
+
+    def read_server_log(self):
+        with open(self.server_log, encoding="utf-8", errors="replace") as f:
+            return f.read().splitlines()
+
+    def exim_received_line(self, message_id, timeout=10):
+        """Exim's '<=' line for message_id (logged as id=LOCAL@DOMAIN)."""
+        needle = " id=%s " % message_id.strip("<>")
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.read_server_log():
+                if " <= " in line and needle in line + " ":
+                    log("exim: %s" % line)
+                    return line
+            if time.monotonic() > deadline:
+                fail("no Exim '<=' line for %s in %s" % (message_id, self.server_log))
+            time.sleep(0.2)
+
+    def auth_logged(self, message_id):
+        """(mechanism, user) the server logged for the session that
+        submitted message_id."""
+        if self.peer == "postfix":
+            session = self.smtpd_session(message_id)
+            return session.get("sasl_method"), session.get("sasl_username")
+        if self.peer == "exim":
+            # A=AUTHENTICATOR:USER; start-peers.sh names one authenticator
+            # per mechanism.
+            m = re.search(r" A=(\w+):(\S+)", self.exim_received_line(message_id))
+            check(m, "Exim logged no A= (authentication) for %s" % message_id)
+            names = {"plain": "PLAIN", "login": "LOGIN", "cram": "CRAM-MD5"}
+            return names.get(m.group(1), m.group(1)), m.group(2)
+        if self.peer == "dovecot":
+            # Postfix queue id -> the submission process that relayed it
+            # (its reply names the id) -> that process's login line.
+            deadline = time.monotonic() + 10
+            qid = self.queue_id(message_id)
+            while True:
+                lines = self.read_server_log()
+                pid = None
+                for line in lines:
+                    m = re.search(r"submission\([^)]*\)<(\d+)><[^>]*>: Info: Successfully "
+                                  r"relayed message: .*queued as %s'" % qid, line)
+                    if qid and m:
+                        pid = m.group(1)
+                for line in lines if pid else []:
+                    m = re.search(r"Login: user=<([^>]*)>, method=([\w-]+), .*mpid=%s," % pid, line)
+                    if m:
+                        log("dovecot: %s" % line)
+                        return m.group(2), m.group(1)
+                if time.monotonic() > deadline:
+                    fail("no Dovecot submission login for Postfix queue id %s (message %s) in %s"
+                         % (qid, message_id, self.server_log))
+                time.sleep(0.2)
+                qid = qid or self.queue_id(message_id)
+        fail("%s does not authenticate" % self.peer)
 
     # ---- Postfix log -----------------------------------------------------
 

@@ -10,6 +10,9 @@ compared with CRLF turned into LF.
   no-final-newline  the body's last line has no line end
   utf8              8-bit UTF-8 text, sent with CRLF line ends
   large             a 50 MiB message, compared by SHA-256
+
+Each runs against every peer (--peer): over STARTTLS with AUTH where the
+server has them, in plain text to OpenSMTPD.
 """
 import base64
 import os
@@ -27,11 +30,7 @@ def headers(t, msgid, subject, extra=""):
 
 
 def send_and_compare(t, msg, timeout=120, wait=30):
-    key = "[%s]:%d" % (t.host, t.port_starttls)
-    settings = [("relayhost", key)] + t.auth_settings(key) + [
-        ("smtp_tls_security_level", "verify"),
-        ("smtp_tls_CAfile", t.ca),
-    ]
+    _, settings = t.submit_settings()
     config = t.write_config(settings)
     msgid = t.message_id()
     msg = msg.replace(b"@MSGID@", msgid.encode())

@@ -4,12 +4,16 @@ may be delivered or even accepted by Postfix.
 
   wrong-password   AUTH fails: exit 75 (Postfix's smtp_sasl_auth_soft_bounce
                    default), stderr says it was authentication
+  wrong-password-plain  the same with PLAIN, pipelined with MAIL and RCPT:
+                   no content after the refusal (Exim, Dovecot submission)
   wrong-ca         level verify against an unrelated CA: non-zero exit,
                    stderr mentions the certificate
   unauthenticated  no SASL: the server refuses the recipient (554 5.7.1 ...
                    Access denied); a permanent failure whose reply reaches
                    stderr
 """
+import re
+
 import interop
 from interop import check
 
@@ -27,14 +31,14 @@ def base_settings(t):
                  ("smtp_tls_CAfile", t.ca)]
 
 
-def wrong_password(t):
+def wrong_password(t, extra=(), args=()):
     key, settings = base_settings(t)
     pwmap = t.write_password_map([(key, t.user, "not the password")])
     settings += [("smtp_sasl_auth_enable", "yes"),
-                 ("smtp_sasl_password_maps", "hash:" + pwmap)]
+                 ("smtp_sasl_password_maps", "hash:" + pwmap)] + list(extra)
     msgid = t.message_id()
-    proc = t.run_hato(t.write_config(settings), ["-i", "-f", t.user, "alice@example.test"],
-                      message(t, msgid))
+    proc = t.run_hato(t.write_config(settings),
+                      list(args) + ["-i", "-f", t.user, "alice@example.test"], message(t, msgid))
     # A refused login defers (smtp_sasl_auth_soft_bounce): since the queue
     # (issue 4) that is exit 0 with the message kept in the spool.
     check(proc.returncode == 0 and "queued as" in proc.err,
@@ -44,6 +48,21 @@ def wrong_password(t):
           "stderr does not say that authentication failed: %r" % proc.err)
     check("not the password" not in proc.out + proc.err, "hato printed the password")
     t.expect_not_delivered(msgid)
+    return proc
+
+
+def wrong_password_plain(t):
+    """PLAIN forced: AUTH leads a pipelined group with MAIL and RCPT; after
+    its refusal no content may follow (Dovecot's submission-login read a
+    BDAT chunk's lines as commands)."""
+    proc = wrong_password(t, [("smtp_sasl_mechanism_filter", "plain"),
+                              ("smtp_sasl_tls_security_options", "noanonymous")], ["-v"])
+    sent = [l for l in proc.err.splitlines() if l.startswith("hato: > ")]
+    check(any(l.startswith("hato: > AUTH PLAIN") for l in sent), "hato did not use AUTH PLAIN")
+    check(not any(l.startswith(("hato: > BDAT", "hato: > [")) for l in sent),
+          "message content went after the refused login: %r" % sent)
+    check(not re.search(r"(?m)^hato: < 500 ", proc.err),
+          "the server took something hato sent for a bad command:\n%s" % proc.err)
 
 
 def wrong_ca(t):
@@ -77,6 +96,7 @@ def unauthenticated(t):
 
 CASES = {
     "wrong-password": wrong_password,
+    "wrong-password-plain": wrong_password_plain,
     "wrong-ca": wrong_ca,
     "unauthenticated": unauthenticated,
 }

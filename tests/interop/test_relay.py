@@ -9,11 +9,14 @@ Cases:
                   hato's maillog_file has a status=sent line per recipient
   smtps           the same over implicit TLS (smtp_tls_wrappermode = yes),
                   level verify against the test CA
-  ipv6            relayhost [::1]:port, STARTTLS, level verify
+  ipv6            relayhost [::1]:port, STARTTLS, level verify (every peer;
+                  plain text to OpenSMTPD)
   minimal         only relayhost, password map and CA: the defaults (verify,
                   PLAIN allowed inside TLS) carry the message
   plain-port      no TLS at all, AUTH PLAIN allowed explicitly
                   (smtp_sasl_security_options = noanonymous)
+  (guide-starttls and smtps also run against Exim, guide-starttls against
+  Dovecot's submission service: --peer)
   fallback-relay  relayhost is down; smtp_fallback_relay names the test
                   Postfix, which gets the message with the login of its own
                   entry in the password map (the relayhost's entry, with
@@ -70,12 +73,11 @@ def relay_with_bcc(t, settings, port):
         check("bcc" not in names, "the copy delivered to %s (%s) has a Bcc header" % (box, path))
         check(names.count("message-id") == 1 and names.count("date") == 1,
               "the copy delivered to %s has Date/Message-ID added or doubled: %s" % (box, names))
-    session = t.smtpd_session(msgid)
-    check(session.get("sasl_method") in ("PLAIN", "LOGIN"),
-          "Postfix saw sasl_method=%s, expected PLAIN or LOGIN (smtp_sasl_mechanism_filter = plain,login)"
-          % session.get("sasl_method"))
+    method, _ = t.auth_logged(msgid)
+    check(method in ("PLAIN", "LOGIN"),
+          "%s logged mechanism %s, expected PLAIN or LOGIN (smtp_sasl_mechanism_filter = plain,login)"
+          % (t.peer, method))
     check_maillog(t, ["alice@example.test", "bob@example.test", "carol@example.test"], port)
-    return session
 
 
 def check_maillog(t, rcpts, port):
@@ -115,23 +117,35 @@ def smtps(t):
 def ipv6(t):
     check(t.ipv6, "HATO_TEST_IPV6 is not 'yes': start.sh found no ::1 on lo, but this test was "
           "registered because meson saw ::1 at configure time; restart the servers")
-    t.require_listener("::1", t.port_starttls)
-    key = "[::1]:%d" % t.port_starttls
-    settings = [("relayhost", key), ("inet_protocols", "all")] + t.auth_settings(key) + [
-        # verify: the certificate's IP:::1 subjectAltName must match the
-        # literal (mbedTLS 2.28 cannot; hato's TLS layer checks it itself).
-        ("smtp_tls_security_level", "verify"),
-        ("smtp_tls_CAfile", t.ca),
-    ]
+    port = t.port_starttls if t.port_starttls is not None else t.port_plain
+    t.require_listener("::1", port)
+    key = "[::1]:%d" % port
+    settings = [("relayhost", key), ("inet_protocols", "all")]
+    if t.port_starttls is not None:
+        settings += t.auth_settings(key) + [
+            # verify: the certificate's IP:::1 subjectAltName must match the
+            # literal (mbedTLS 2.28 cannot; hato's TLS layer checks it itself).
+            ("smtp_tls_security_level", "verify"),
+            ("smtp_tls_CAfile", t.ca),
+        ]
+    else:
+        settings += [("smtp_tls_security_level", "none")]  # OpenSMTPD: plain only
     config = t.write_config(settings)
     msgid = t.message_id()
     msg = ("From: alice@example.test\nTo: alice@example.test\nDate: %s\nMessage-ID: %s\n"
            "Subject: over IPv6\n\nsent to [::1]\n" % (interop.rfc2822_date(), msgid)).encode()
-    t.expect_sent(t.run_hato(config, ["-i", "-f", t.user, "alice@example.test"], msg))
+    proc = t.run_hato(config, ["-v", "-i", "-f", t.user, "alice@example.test"], msg)
+    t.expect_sent(proc)
+    check(re.search(r"(?m)^hato: connected to \S*\[::1\]:%d" % port, proc.err),
+          "hato -v does not say it connected to [::1]:%d" % port)
     t.wait_delivered(msgid, ["alice"])
-    session = t.smtpd_session(msgid)
-    check(session.get("client", "").endswith("[::1]"),
-          "Postfix saw client=%s, expected a connection from [::1]" % session.get("client"))
+    if t.peer == "postfix":
+        session = t.smtpd_session(msgid)
+        check(session.get("client", "").endswith("[::1]"),
+              "Postfix saw client=%s, expected a connection from [::1]" % session.get("client"))
+    elif t.peer == "exim":
+        line = t.exim_received_line(msgid)
+        check(" [::1]:" in line, "Exim did not see the message come from [::1]: %s" % line)
 
 
 def plain_port(t):

@@ -1391,6 +1391,23 @@ def rcpt_all_refused(t):
 
 
 @scenario
+def rcpt_all_refused_no_enhanced(t):
+    """OpenSMTPD 6.8 offers ENHANCEDSTATUSCODES yet refuses an unknown
+    recipient with a bare "550 Invalid recipient": still EX_NOUSER (67),
+    not 69 (the placeholder 5.0.0 of the queue record must not count)."""
+    t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME", "ENHANCEDSTATUSCODES"),
+             expect(MAIL_ANY), send("250 2.0.0 Ok"),
+             expect(rcpt(R1)), send("550 Invalid recipient: <rcpt1@example.test>")]
+            + report_attempt(), later_421=True)
+    t.config()
+    t.hato(["-f", SENDER, R1], std_message())
+    t.server_ok()
+    t.exit_code(EX_NOUSER)
+    t.stderr_has(R1, "550 Invalid recipient")
+    t.no_command("DATA")
+
+
+@scenario
 def rcpt_all_refused_policy(t):
     """The only recipient refused by policy (554 5.7.1): no DATA, EX_UNAVAILABLE (69)."""
     t.serve([GREETING, expect(EHLO), ehlo_reply("8BITMIME"),
@@ -1622,9 +1639,11 @@ def one_group(t, verbs, what):
 
 @scenario
 def chunking_one_write(t):
-    """STARTTLS, then AUTH PLAIN, MAIL, RCPT and the whole message as BDAT
-    LAST in a single write (RFC 4954 4 lets a one-step AUTH lead a group):
-    CRLF line ends, no dot-stuffing, no end-of-data line."""
+    """STARTTLS, then AUTH PLAIN, MAIL and RCPT in a single write (RFC 4954
+    4 lets a one-step AUTH lead a group), and the whole message as BDAT
+    LAST once the 235 came (a server refusing the login may read the chunk
+    as commands: pipelined-auth-refused-no-bdat): CRLF line ends, no
+    dot-stuffing, no end-of-data line."""
     t.serve(starttls_prelude("PIPELINING", "CHUNKING", "8BITMIME", "AUTH PLAIN")
             + [auth(USER, PASSWORD, mechanisms=("PLAIN",)),
                expect(MAIL_ANY), send("250 2.1.0 Ok"), expect(rcpt(R1)), send("250 2.1.5 Ok"),
@@ -1638,9 +1657,33 @@ def chunking_one_write(t):
     t.server_ok()
     t.exit_code(EX_OK)
     t.stderr_quiet()
-    one_group(t, ("AUTH", "MAIL", "RCPT", "BDAT"), "AUTH, MAIL, RCPT and BDAT")
+    one_group(t, ("AUTH", "MAIL", "RCPT"), "AUTH, MAIL and RCPT")
+    chunks = {l.text.split(" ")[0].upper(): l.chunk for l in t.run.server.lines}
+    t.check(chunks.get("BDAT") != chunks.get("AUTH"), "BDAT went with the unanswered AUTH")
     no_dots = msg.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     body_is(t, no_dots if no_dots.endswith(b"\r\n") else no_dots + b"\r\n")
+
+
+@scenario
+def pipelined_auth_refused_no_bdat(t):
+    """Dovecot 2.3's submission service before a login: AUTH PLAIN refused,
+    then 530 to MAIL and RCPT.  No BDAT follows (its submission-login would
+    answer 530 and read the chunk's lines as commands, as it did with
+    hato's first BDAT pipelining): QUIT, exit 0 with the message queued."""
+    t.serve(starttls_prelude("PIPELINING", "CHUNKING", "8BITMIME", "AUTH PLAIN")
+            + [auth(USER, PASSWORD, mechanisms=("PLAIN",),
+                    reply="535 5.7.8 Authentication failed."),
+               expect(MAIL_ANY), send("530 5.7.0 Authentication required."),
+               expect(rcpt(R1)), send("530 5.7.0 Authentication required.")]
+            + quit_and_close(), tls=True)
+    ca = t.ca()
+    t.sasl_config(USER, PASSWORD, smtp_tls_security_level="verify",
+                  smtp_tls_CAfile=ca + "/ca.crt")
+    t.hato(["-i", "-f", SENDER, R1], std_message(body=b"QUIT\nRSET\n"))
+    t.server_ok()
+    t.exit_code(EX_OK)
+    t.stderr_has("queued", "535")
+    t.no_command("BDAT")
 
 
 @scenario
@@ -1672,6 +1715,24 @@ def smtputf8_address(t):
             + quit_and_close())
     t.config()
     t.hato(["-f", SENDER, addr], std_message())
+    t.server_ok()
+    t.exit_code(EX_OK)
+
+
+@scenario
+def smtputf8_header_ascii_body(t):
+    """UTF-8 in a header, ASCII body, to a server with SMTPUTF8 (Exim 4.96
+    showed it): MAIL says SMTPUTF8 and BODY=8BITMIME, and the message goes
+    (it was declared 7BIT and stopped mid-stream, exit 70)."""
+    hs = [b"From: J\xc3\xb6rg <sender@example.test>", b"To: rcpt1@example.test",
+          b"Subject: Gr\xc3\xbc\xc3\x9fe", DATE, b"Message-ID: <scripted.utf8@client.example.test>"]
+    t.serve([GREETING, expect(EHLO), ehlo_reply("PIPELINING", "8BITMIME", "SMTPUTF8"),
+             expect(MAIL_BARE + r"(?=.*\bBODY=8BITMIME\b)(?=.*\bSMTPUTF8\b).*"),
+             send("250 2.1.0 Ok"), expect(rcpt(R1)), send("250 2.1.5 Ok"),
+             expect("DATA"), send("354 go"), expect_data(), send("250 2.0.0 Ok")]
+            + quit_and_close())
+    t.config()
+    t.hato(["-f", SENDER, R1], message(*hs))
     t.server_ok()
     t.exit_code(EX_OK)
 

@@ -5,6 +5,8 @@
 # configuration and port 25 are left alone.  Writes STATE_DIR/servers.env.
 # Needs root (Postfix's master and Dovecot drop privileges themselves).
 #
+# Then Exim, OpenSMTPD and Dovecot's submission service: start-peers.sh.
+#
 # Ports (override with HATO_SERVERS_PORT_STARTTLS / _SMTPS / _PLAIN):
 #   24587  STARTTLS required (smtpd_tls_security_level=encrypt), SASL
 #   24465  implicit TLS (smtpd_tls_wrappermode=yes), SASL
@@ -316,3 +318,11 @@ HATO_TEST_DOVECOT_LOG=$(q "$logs/dovecot.log")
 HATO_TEST_POSTFIX_CONFIG=$(q "$pfconf")
 ENV
 echo "start.sh: Postfix and Dovecot up on ports $ports (IPv6: $ipv6); env in $state/servers.env"
+
+# ---- more peers (issue 6): Exim, OpenSMTPD, Dovecot submission -------------
+# start-peers.sh (ports and versions there) appends to servers.env.
+# HATO_SERVERS_PEERS=no starts Postfix and Dovecot alone.
+if [ "${HATO_SERVERS_PEERS:-yes}" != no ]; then
+    "$here/start-peers.sh" "$state" || fail "the other peers did not start (tests/servers/start-peers.sh)"
+fi
+# ---- end of more peers ------------------------------------------------------

@@ -1,5 +1,6 @@
 #!/bin/bash
-# stop.sh STATE_DIR: stops the Postfix and Dovecot that start.sh started in
+# stop.sh STATE_DIR: stops the Postfix and Dovecot (and, through
+# stop-peers.sh, Exim, OpenSMTPD and Dovecot submission) that start.sh started in
 # STATE_DIR, and waits until their processes are gone.  Does nothing (and
 # succeeds) when nothing runs there.  Leaves the files for inspection.
 set -eu
@@ -47,6 +48,9 @@ instance_pids() {
 }
 
 status=0
+# ---- more peers (issue 6): first, as Dovecot submission relays to Postfix --
+"$(dirname "$0")/stop-peers.sh" "$state" || status=1
+# ---- end of more peers ------------------------------------------------------
 if pid=$(pid_of "$queue/pid/master.pid" master); then
     postfix -c "$pfconf" stop >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
     if ! wait_gone "$pid" 15; then

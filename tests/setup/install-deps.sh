@@ -26,6 +26,12 @@ if [ -n "$missing" ]; then
     apt-get install -y -q --no-install-recommends $missing
 fi
 
+# ---- more peers (issue 6) ---------------------------------------------------
+# Exim, OpenSMTPD (unpacked into .deps/peers: they conflict with postfix) and
+# dovecot-submissiond, for tests/servers/start-peers.sh.
+"$top/tests/setup/install-peers.sh" "$top/.deps/peers"
+# ---- end of more peers ------------------------------------------------------
+
 # The .pc files name the prefix by its absolute path: point them at where
 # the tree is now (the checkout may have been moved or copied).
 fix_pc_files() {

@@ -80,7 +80,7 @@ static void test_sender_refused(void)
 }
 
 /* AUTH PLAIN with its initial response leads the group (RFC 4954 4): the
- * login and the whole transaction in one write. */
+ * login and the envelope in one write; the content waits for the 235. */
 static void test_pipelined_auth(void)
 {
     logbook lb = {.len = 0};
@@ -93,8 +93,12 @@ static void test_pipelined_auth(void)
         {"220 relay ESMTP\r\n", "EHLO client.example\r\n"},
         {"250-relay\r\n250-PIPELINING\r\n250-AUTH PLAIN\r\n250 CHUNKING\r\n",
          "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\nMAIL FROM:<me@example.test>\r\n"
-         "RCPT TO:<a@example.test>\r\nBDAT 4 LAST\r\nhi\r\nQUIT\r\n"},
-        {"235 2.7.0 ok\r\n250 ok\r\n250 ok\r\n250 queued\r\n221 bye\r\n", ""},
+         "RCPT TO:<a@example.test>\r\n"},
+        {"235 2.7.0 ok\r\n", ""},
+        /* The content waits for the envelope's replies too: they arrive
+         * with the 235 from a real server, so this costs no flight. */
+        {"250 ok\r\n250 ok\r\n", "BDAT 4 LAST\r\nhi\r\nQUIT\r\n"},
+        {"250 queued\r\n221 bye\r\n", ""},
         {NULL, ""},
         {NULL, NULL},
     };
@@ -102,6 +106,34 @@ static void test_pipelined_auth(void)
     CHECK(hato_session_error(s) == NULL);
     CHECK(hato_message_sent(m));
     CHECK(strstr(lb.text, "AGFsaWNlAHNlY3JldA") == NULL);
+    hato_session_free(s);
+    hato_message_free(m);
+    hato_options_free(o);
+}
+
+/* The pipelined login refused where BDAT would have followed: no chunk
+ * goes.  Dovecot 2.3's submission-login answers 530 to BDAT before a
+ * login and reads the chunk's lines as commands. */
+static void test_pipelined_auth_refused_chunking(void)
+{
+    hato_options *o = options();
+    hato_options_set_credentials(o, "alice", "wrong");
+    hato_options_set_sasl_security(o, 0, 0);
+    hato_message *m = message("QUIT\n", 1);
+    const step script[] = {
+        {"220 relay ESMTP\r\n", "EHLO client.example\r\n"},
+        {"250-relay\r\n250-PIPELINING\r\n250-AUTH PLAIN\r\n250 CHUNKING\r\n",
+         "AUTH PLAIN AGFsaWNlAHdyb25n\r\nMAIL FROM:<me@example.test>\r\n"
+         "RCPT TO:<a@example.test>\r\n"},
+        {"535 5.7.8 Authentication failed.\r\n530 5.7.0 Authentication required.\r\n"
+         "530 5.7.0 Authentication required.\r\n", "QUIT\r\n"},
+        {"221 bye\r\n", ""},
+        {NULL, ""},
+        {NULL, NULL},
+    };
+    hato_session *s = run(o, m, script);
+    check_error(s, HATO_E_AUTH, false, 535, "authentication as alice with PLAIN failed");
+    CHECK(!hato_message_sent(m));
     hato_session_free(s);
     hato_message_free(m);
     hato_options_free(o);
@@ -364,6 +396,7 @@ int main(void)
     test_one_write();
     test_sender_refused();
     test_pipelined_auth();
+    test_pipelined_auth_refused_chunking();
     test_pipelined_auth_refused();
     test_pipelined_auth_fallback();
     test_too_big();

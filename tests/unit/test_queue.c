@@ -306,6 +306,14 @@ static void test_decide(void)
     content_decide(&e, true, &cd);
     CHECK_INT(cd.body, HATO_BODY_8BITMIME);
     e.body_8bit = false;
+    content_decide(&e, true, &cd); /* UTF-8 in the header is 8-bit too */
+    CHECK_INT(cd.body, HATO_BODY_8BITMIME);
+    CHECK(cd.smtputf8);
+    e.body_request = HATO_BODY_AUTO;
+    content_decide(&e, true, &cd);
+    CHECK_INT(cd.body, HATO_BODY_8BITMIME);
+    e.body_request = HATO_BODY_7BIT;
+    e.header_8bit = false;
     content_decide(&e, true, &cd); /* ... and is kept for 7-bit ones */
     CHECK_INT(cd.body, HATO_BODY_7BIT);
     e.body_request = HATO_BODY_8BITMIME;
