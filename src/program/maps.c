@@ -242,6 +242,26 @@ enum maps_status maps_lookup(const char *path, const char *key_name, const char 
                             err, errlen);
 }
 
+
+/* Postfix's mail_addr_find() order: the whole address in every table,
+ * then its domain as "@domain".  The null sender ("" or NULL) is null_key
+ * alone, or nothing when null_key is NULL.  Returns the count in keys. */
+static size_t sender_lookup_keys(const char *sender, const char *null_key, const char *keys[2])
+{
+    if (sender == NULL || sender[0] == '\0') {
+        if (null_key == NULL)
+            return 0;
+        keys[0] = null_key;
+        return 1;
+    }
+    size_t n = 0;
+    keys[n++] = sender;
+    const char *at = strrchr(sender, '@');
+    if (at != NULL && at[1] != '\0')
+        keys[n++] = at;
+    return n;
+}
+
 enum maps_status maps_find(const char *const *paths, size_t npaths, const char *key_name,
                            const char *sender, const char *host, uint16_t port, char **user,
                            char **password, char *found, size_t foundlen, int *err_no,
@@ -258,16 +278,9 @@ enum maps_status maps_find(const char *const *paths, size_t npaths, const char *
     if (found != NULL && foundlen > 0)
         found[0] = '\0';
 
-    /* Postfix's mail_addr_find(): the whole address in every table, then
-     * its domain as "@domain"; the null sender has neither. */
+    /* The null sender has no key in password maps. */
     const char *sender_keys[2];
-    size_t nsender = 0;
-    if (sender != NULL && sender[0] != '\0') {
-        sender_keys[nsender++] = sender;
-        const char *at = strrchr(sender, '@');
-        if (at != NULL && at[1] != '\0')
-            sender_keys[nsender++] = at;
-    }
+    size_t nsender = sender_lookup_keys(sender, NULL, sender_keys);
     for (size_t k = 0; k < nsender && st == MAPS_NOT_FOUND; k++) {
         for (size_t i = 0; i < npaths && st == MAPS_NOT_FOUND; i++) {
             st = maps_lookup_keys(paths[i], key_name, &sender_keys[k], 1, NULL, user,
@@ -305,19 +318,10 @@ enum maps_status maps_find_sender_value(const char *const *paths, size_t npaths,
     err[0] = '\0';
     if (found != NULL && foundlen > 0)
         found[0] = '\0';
-    /* Postfix's order (mail_addr_find): the address in every table, then
-     * "@domain" in every table; the null sender is looked up as "<>"
+    /* The null sender is looked up as "<>"
      * (empty_address_relayhost_maps_lookup_key). */
     const char *sender_keys[2];
-    size_t nsender = 0;
-    if (sender[0] == '\0') {
-        sender_keys[nsender++] = "<>";
-    } else {
-        sender_keys[nsender++] = sender;
-        const char *at = strrchr(sender, '@');
-        if (at != NULL && at[1] != '\0')
-            sender_keys[nsender++] = at;
-    }
+    size_t nsender = sender_lookup_keys(sender, "<>", sender_keys);
     for (size_t k = 0; k < nsender && st == MAPS_NOT_FOUND; k++) {
         for (size_t i = 0; i < npaths && st == MAPS_NOT_FOUND; i++) {
             st = file_keys(paths[i], key_name, &sender_keys[k], 1, NULL, true, value, &unused,

@@ -39,23 +39,38 @@ static void collect_log(void *user, hato_log_level level, const char *line)
     }
 }
 
-/* Everything the session wants to write, as a string (caller frees). */
-static char *drain(hato_session *s)
+/* Everything the session wants to write, as a string (caller frees);
+ * *total (when not NULL) gets its length. */
+static char *drain_n(hato_session *s, size_t *total)
 {
     size_t cap = 1 << 16, used = 0;
     char *all = malloc(cap);
     while (all != NULL && (hato_session_want(s) & HATO_WANT_WRITE)) {
         size_t len;
         const uint8_t *out = hato_session_output(s, &len);
-        if (len == 0 || used + len + 1 > cap)
+        if (len == 0)
             break;
+        if (used + len + 1 > cap) {
+            char *grown = realloc(all, 2 * (used + len + 1));
+            if (grown == NULL)
+                break;
+            all = grown;
+            cap = 2 * (used + len + 1);
+        }
         memcpy(all + used, out, len);
         used += len;
         hato_session_output_done(s, len);
     }
     if (all != NULL)
         all[used] = '\0';
+    if (total != NULL)
+        *total = used;
     return all;
+}
+
+static char *drain(hato_session *s)
+{
+    return drain_n(s, NULL);
 }
 
 static void feed(hato_session *s, const char *data, unsigned *seed, size_t maxpiece)
