@@ -1,0 +1,65 @@
+#!/bin/sh
+# fuzz/coverage.sh [TARGET...]
+#
+# Line and branch coverage of the code each target is meant to reach, by
+# its corpus: fuzz/work/TARGET/ (grown by fuzz/run.sh) plus the committed
+# seeds and regression inputs.  Builds build-fuzz-cov/ (clang source-based
+# coverage on top of the fuzzing build, configured here when missing),
+# runs each target once over its corpus (-runs=0), merges the profiles
+# and prints llvm-cov's report for the target's own files.  With no
+# TARGET, every target.  HTML: llvm-cov show -format=html (see the last
+# line printed).
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${FUZZ_COV_BUILD:-$top/build-fuzz-cov}
+out=$build/coverage
+flags='-fprofile-instr-generate -fcoverage-mapping'
+if [ ! -d "$build" ]; then
+    CC=clang meson setup "$build" "$top" -Dfuzzing=true -Dc_args="$flags" -Dc_link_args="$flags"
+fi
+meson compile -C "$build" >/dev/null
+
+# The files each target is for (the report leaves out the rest).
+files_of() {
+    case $1 in
+        reply) echo src/reply/reply.c ;;
+        ehlo) echo src/reply/ehlo.c ;;
+        session) echo src/session/smtp.c src/session/auth.c src/session/transaction.c \
+                      src/session/session.c src/sasl/select.c src/sasl/sasl_gsasl.c \
+                      src/sasl/oauth.c src/message/message.c src/message/params.c \
+                      src/message/body.c src/reply/reply.c src/reply/ehlo.c ;;
+        headers) echo src/program/headers.c ;;
+        config) echo src/program/config.c ;;
+        maps) echo src/program/maps.c ;;
+        envelope) echo src/program/aliases.c src/program/rewrite.c ;;
+        creds) echo src/program/creds.c ;;
+        queue) echo src/program/queue.c ;;
+        smtpd) echo src/program/smtpd.c ;;
+        *) echo "coverage.sh: unknown target $1" >&2; exit 2 ;;
+    esac
+}
+
+targets=${*:-reply ehlo session headers config maps envelope creds queue smtpd}
+[ -n "${TMPDIR:-}" ] || { [ -d /dev/shm ] && TMPDIR=/dev/shm || TMPDIR=/tmp; }
+export TMPDIR
+mkdir -p "$out"
+for t in $targets; do
+    exe=$build/fuzz/fuzz_$t
+    rm -f "$out/$t".*.profraw
+    dirs=
+    for d in "$top/fuzz/work/$t" "$top/fuzz/corpus/$t" "$top/fuzz/regressions/$t"; do
+        [ ! -d "$d" ] || dirs="$dirs $d"
+    done
+    # shellcheck disable=SC2086 # directory list
+    LLVM_PROFILE_FILE="$out/$t.%p.profraw" ASAN_OPTIONS=detect_leaks=0 \
+        "$exe" -runs=0 -timeout=10 -rss_limit_mb=4096 $dirs >"$out/$t.run.log" 2>&1 || {
+        echo "coverage.sh: $t failed on its corpus; see $out/$t.run.log" >&2
+    }
+    llvm-profdata merge -sparse "$out/$t".*.profraw -o "$out/$t.profdata"
+    rm -f "$out/$t".*.profraw
+    echo "== $t ($(find $dirs -type f | wc -l) inputs)"
+    # shellcheck disable=SC2046 # file list
+    (cd "$top" && llvm-cov report "$exe" -instr-profile="$out/$t.profdata" \
+        $(files_of "$t") | sed "s|$top/||")
+done
+echo "HTML: llvm-cov show -format=html -output-dir=$out/html build-fuzz-cov/fuzz/fuzz_TARGET -instr-profile=$out/TARGET.profdata FILES"
