@@ -11,12 +11,17 @@
  * the lock taken, as a delivery does.  A loaded entry must be consistent
  * (the message's start and length within the file, a sender, at least one
  * recipient), and its state must survive a round trip: saved with
- * queue_save_state() and loaded again, it reads back the same.
+ * queue_save_state() and loaded again, it reads back the same.  Then the
+ * bounce report (src/program/dsn.c) is built from it, as a flush does for
+ * bounced recipients: the server's texts and the message's header section
+ * go into it; it must end with a line end, and its own header section
+ * hold no NUL or CR.
  */
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include "fuzz.h"
+#include "dsn.h"
 #include "queue.h"
 
 #define ID "0123456789ABCDE"
@@ -108,6 +113,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         same_state(&e, &again);
         queue_entry_free(&again);
+        for (size_t i = 0; i < e.nrcpts; i++)
+            e.rcpts[i].fresh_bounce = true;
+        dsn_failure_wanted(&e);
+        struct dsn_input in = {.e = &e, .myhostname = "host.example.org", .relay = e.relay,
+                               .expired = e.attempts & 1, .now = 1741050672};
+        char *report = NULL;
+        size_t rlen = 0;
+        if (dsn_build(&in, &report, &rlen) == 0) {
+            /* The original message's bytes are copied as they are; the
+             * report's own header section is hato's and must be clean. */
+            if (report == NULL || rlen == 0 || report[rlen - 1] != '\n')
+                abort();
+            const char *end = strstr(report, "\n\n");
+            size_t hl = end ? (size_t)(end - report) : rlen;
+            if (memchr(report, '\0', hl) != NULL || memchr(report, '\r', hl) != NULL)
+                abort();
+        }
+        free(report);
     } else if (err[0] == '\0') {
         abort(); /* every failure says why */
     }
