@@ -23,6 +23,7 @@ files_of() {
     case $1 in
         reply) echo src/reply/reply.c ;;
         ehlo) echo src/reply/ehlo.c ;;
+        mx) echo src/transport/mx.c ;;
         session) echo src/session/smtp.c src/session/auth.c src/session/transaction.c \
                       src/session/session.c src/sasl/select.c src/sasl/sasl_gsasl.c \
                       src/sasl/oauth.c src/message/message.c src/message/params.c \
@@ -32,13 +33,13 @@ files_of() {
         maps) echo src/program/maps.c ;;
         envelope) echo src/program/aliases.c src/program/rewrite.c ;;
         creds) echo src/program/creds.c ;;
-        queue) echo src/program/queue.c ;;
+        queue) echo src/program/queue.c src/program/dsn.c ;;
         smtpd) echo src/program/smtpd.c ;;
         *) echo "coverage.sh: unknown target $1" >&2; exit 2 ;;
     esac
 }
 
-targets=${*:-reply ehlo session headers config maps envelope creds queue smtpd}
+targets=${*:-reply ehlo mx session headers config maps envelope creds queue smtpd}
 # Only the targets: the rest of the tree is not needed here.
 # shellcheck disable=SC2046
 ninja -C "$build" $(for t in $targets; do printf 'fuzz/fuzz_%s ' "$t"; done) >/dev/null
