@@ -11,6 +11,7 @@
 #   a  mbedTLS 3.6 (Debian 13's, in .deps/mbedtls-3.6)        build/
 #   b  mbedTLS 2.28 (Debian 12's own, -Dmbedtls=system)         build-228/
 #   c  mbedTLS 3.6 with AddressSanitizer + UBSan                build-asan/
+#   d  clang, -Dfuzzing=true: only the fuzz suite (fuzz/)      build-fuzz-ci/
 #
 # --quick runs variant a only.  Arguments after -- go to 'meson test' (for
 # example: tests/run.sh --quick -- --suite interop).
@@ -115,6 +116,8 @@ variant() {
         # not dumpable, so LeakSanitizer aborts it): the privilege suite,
         # which tests exactly such a process, runs in variants a and b.
         c) extra_test_args=(--timeout-multiplier 3 --no-suite privilege) ;;
+        # The fuzz targets' regression inputs and short runs (docs/testing.md).
+        d) extra_test_args=(--suite fuzz) ;;
     esac
     # The 3.6 libraries are not in the loader's path; the build is meant to
     # carry an rpath to them.  Fall back to LD_LIBRARY_PATH if it does not.
@@ -160,6 +163,9 @@ if [ "$quick" = no ]; then
         -- "PKG_CONFIG_PATH=$mbedtls36/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" \
         ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         -- -Db_sanitize=address,undefined -Db_lundef=false
+    variant d build-fuzz-ci "clang, libFuzzer targets" \
+        -- "PKG_CONFIG_PATH=$mbedtls36/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" CC=clang \
+        -- -Dfuzzing=true
 fi
 
 echo

@@ -161,6 +161,9 @@ const char *config_timeout_key(hato_timeout which)
     return (unsigned)which < HATO_TIMEOUT_COUNT_ ? timeout_keys[which] : "";
 }
 
+/* printf-checked: clang's -Wformat-nonliteral (in -Wformat=2) asks for
+ * the attribute on functions that pass their format on. */
+static void warnf(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warnf(struct parser *p, const char *fmt, ...)
 {
     char line[1024];
@@ -174,6 +177,8 @@ static void warnf(struct parser *p, const char *fmt, ...)
     p->env->warn(p->env->warn_user, line);
 }
 
+static enum config_status fail(struct parser *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static enum config_status fail(struct parser *p, const char *fmt, ...)
 {
     va_list ap;

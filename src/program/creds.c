@@ -67,6 +67,14 @@ static char *line_string(struct first_line *l)
     return s;
 }
 
+/* A NUL in the line would cut the C string that carries the secret on:
+ * "\0..." became an empty password and "pass\0word" silently "pass"
+ * (found by fuzz/fuzz_creds.c).  Such a line is refused instead. */
+static bool has_nul(const struct first_line *l)
+{
+    return memchr(l->buf, '\0', l->len) != NULL;
+}
+
 static long long now_ms(void)
 {
     struct timespec ts;
@@ -282,6 +290,9 @@ enum creds_status creds_run_command(const char *key_name, const char *command,
         snprintf(err, errlen, "%s %s printed %s; the first line of its output must be the "
                               "password or token", key_name, command,
                  line->total == 0 ? "nothing" : "an empty first line");
+    else if (has_nul(line))
+        snprintf(err, errlen, "%s %s printed a NUL byte in its first line; a password or "
+                              "token cannot hold one", key_name, command);
     if (err[0] != '\0') {
         st = CREDS_ERR_FAILED;
     } else if ((*secret = line_string(line)) == NULL) {
@@ -350,6 +361,10 @@ enum creds_status creds_read_credential(const char *dir, const char *name, char 
     } else if (st == CREDS_OK && (line->len == 0 || (line->len == 1 && line->buf[0] == '\r'))) {
         snprintf(err, errlen, "systemd credential %s is empty; its first line must be the "
                               "password or token", path);
+        st = CREDS_ERR_CONFIG;
+    } else if (st == CREDS_OK && has_nul(line)) {
+        snprintf(err, errlen, "systemd credential %s holds a NUL byte in its first line; a "
+                              "password or token cannot hold one", path);
         st = CREDS_ERR_CONFIG;
     } else if (st == CREDS_OK && (*secret = line_string(line)) == NULL) {
         snprintf(err, errlen, "out of memory reading %s", path);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 /* complain() of program.h, kept here so that this file stands alone. */
+static void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void complain(const char *fmt, ...)
 {
     va_list ap;

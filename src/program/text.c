@@ -140,7 +140,11 @@ int text_read_file(const char *path, size_t max, char **text, size_t *len)
 {
     *text = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer, so
+     * an ":include:" or a table naming one hung the run (root's queue
+     * flush included) before the regular-file check below could refuse
+     * it.  Reads of a regular file ignore the flag. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return errno;
     struct stat sb;

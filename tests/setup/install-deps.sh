@@ -32,6 +32,20 @@ fi
 "$top/tests/setup/install-peers.sh" "$top/.deps/peers"
 # ---- end of more peers ------------------------------------------------------
 
+# Fuzzing (fuzz/, variant d of tests/run.sh): clang, libFuzzer and the
+# sanitizer runtimes (libclang-rt-14-dev), llvm-profdata and llvm-cov (llvm).
+fuzz_missing=""
+for p in clang libclang-rt-14-dev llvm; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+        fuzz_missing="$fuzz_missing $p"
+done
+if [ -n "$fuzz_missing" ]; then
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $fuzz_missing ||
+        { apt-get update -q &&
+          DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $fuzz_missing; }
+fi
+
 # The .pc files name the prefix by its absolute path: point them at where
 # the tree is now (the checkout may have been moved or copied).
 fix_pc_files() {

@@ -140,6 +140,11 @@ static void test_failures(void)
     CHECK_INT(run(cmd, 5000, &s, err, sizeof err), CREDS_ERR_FAILED);
     CHECK_HAS(err, "empty first line");
     CHECK(strstr(err, "sekrit") == NULL);
+    script("nul", "printf 'pw\\000sekrit\\n'", cmd, sizeof cmd);
+    CHECK_INT(run(cmd, 5000, &s, err, sizeof err), CREDS_ERR_FAILED);
+    CHECK(s == NULL);
+    CHECK_HAS(err, "NUL byte");
+    CHECK(strstr(err, "sekrit") == NULL);
 
     /* A command that hangs is stopped at the timeout, not waited for. */
     script("hang", "echo partial-sekrit; exec sleep 30", cmd, sizeof cmd);
@@ -217,6 +222,23 @@ static void test_credential(void)
     CHECK_INT(creds_read_credential(dir, "hato-password", &s, err, sizeof err), CREDS_ERR_CONFIG);
     CHECK_HAS(err, "longer than");
     CHECK(strstr(err, "qqq") == NULL);
+
+    /* fuzz/fuzz_creds: a NUL in the first line used to cut the secret
+     * ("\0\0" became an empty password); refused, without echoing it. */
+    static const char nul_lines[][12] = {"\0\0\0\0\n", "pw\0sekrit\n"};
+    for (size_t i = 0; i < 2; i++) {
+        f = fopen(path, "w");
+        if (f != NULL) {
+            fwrite(nul_lines[i], 1, i == 0 ? 5 : 10, f);
+            fclose(f);
+        }
+        s = NULL;
+        CHECK_INT(creds_read_credential(dir, "hato-password", &s, err, sizeof err),
+                  CREDS_ERR_CONFIG);
+        CHECK(s == NULL);
+        CHECK_HAS(err, "NUL byte");
+        CHECK(strstr(err, "sekrit") == NULL);
+    }
     unlink(path);
 }
 

@@ -2,9 +2,12 @@
  * test_text.c - logical lines and lists shared by main.cf and the password
  * maps.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "text.h"
@@ -86,9 +89,43 @@ static void test_lists(void)
     CHECK(!text_list_next(&cur, ", \t:", &item, &n));
 }
 
+/* A FIFO where a table or an :include: file is expected is refused at
+ * once; it used to block in open() waiting for a writer.  The alarm turns
+ * a hang into a failure of this test instead of meson's timeout. */
+static void test_read_fifo(void)
+{
+    char dir[] = "/tmp/hato-text-XXXXXX", path[64];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    CHECK_INT(mkfifo(path, 0600), 0);
+    char *text = NULL;
+    size_t len = 0;
+    alarm(5);
+    CHECK_INT(text_read_file(path, 1000, &text, &len), EINVAL);
+    alarm(0);
+    CHECK(text == NULL);
+    free(text);
+    /* And a regular file still reads whole. */
+    snprintf(path, sizeof path, "%s/file", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        fputs("a: b\n", f);
+        fclose(f);
+    }
+    CHECK_INT(text_read_file(path, 1000, &text, &len), 0);
+    CHECK_INT(len, 5);
+    free(text);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     test_lines();
     test_lists();
+    test_read_fifo();
     return check_finish("text");
 }
