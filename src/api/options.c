@@ -33,6 +33,7 @@ hato_options *hato_options_new(void)
     return o;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded, one level: fallbacks have no fallbacks
 void hato_options_free(hato_options *o)
 {
     if (o == NULL)
@@ -199,6 +200,7 @@ hato_options *options_copy(const hato_options *src)
 
 /* A fallback relay's copy: everything but its own fallbacks (one level of
  * fallbacks only, so a list can never refer back to itself). */
+// NOLINTNEXTLINE(misc-no-recursion): bounded, one level: a fallback's copy has no fallbacks
 static hato_options *copy_one(const hato_options *src, bool with_fallbacks)
 {
     hato_options *o = calloc(1, sizeof *o);

@@ -330,6 +330,7 @@ static enum config_status expand_into(struct parser *p, const char *key, const c
 /* The raw value of a parameter (from the file, else hato's default), or
  * NULL when hato does not know it.  myhostname and mydomain defaults are
  * computed. */
+// NOLINTNEXTLINE(misc-no-recursion): bounded, $name references nest at most EXPAND_MAX_DEPTH
 static const char *raw_value(struct parser *p, const char *key, unsigned *line,
                              char *scratch, size_t scratch_len)
 {
@@ -355,6 +356,7 @@ static const char *raw_value(struct parser *p, const char *key, unsigned *line,
     return k ? k->fallback : NULL;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded, $name references nest at most EXPAND_MAX_DEPTH
 static enum config_status expand_ref(struct parser *p, const char *name, int depth,
                                      struct text_buf *out, bool *found)
 {
@@ -378,6 +380,7 @@ static enum config_status expand_ref(struct parser *p, const char *name, int dep
     return st;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded, $name references nest at most EXPAND_MAX_DEPTH
 static enum config_status expand_into(struct parser *p, const char *key, const char *value,
                                       unsigned line, int depth, struct text_buf *out)
 {
@@ -775,7 +778,7 @@ static hato_tls_version min_version(struct parser *p, const char *key, unsigned 
     if (!(allowed & (1u << PROTO_TLS13)))
         warnf(p, "%s%s excludes TLSv1.3; hato cannot set a maximum version and still "
                  "accepts TLSv1.3", where(p, line, w, sizeof w), key);
-    return allowed & (1u << PROTO_TLS12) ? HATO_TLS_V1_2 : HATO_TLS_V1_3;
+    return (allowed & (1u << PROTO_TLS12)) ? HATO_TLS_V1_2 : HATO_TLS_V1_3;
 }
 
 /* Digest names and sizes hato's pins accept (hato.h). */
