@@ -214,7 +214,7 @@ static hato_options *copy_one(const hato_options *src, bool with_fallbacks)
     o->fallbacks = NULL;
     o->nfallbacks = 0;
     if (with_fallbacks && src->nfallbacks > 0) {
-        if ((o->fallbacks = calloc(src->nfallbacks, sizeof *o->fallbacks)) == NULL) {
+        if ((o->fallbacks = calloc(src->nfallbacks, sizeof(hato_options *))) == NULL) {
             hato_options_free(o);
             return NULL;
         }
@@ -385,7 +385,7 @@ hato_code hato_options_add_fallback_relay(hato_options *o, const hato_options *r
         return HATO_E_ARGUMENT;
     if (o->nfallbacks == OPTIONS_FALLBACK_MAX)
         return HATO_E_ARGUMENT;
-    hato_options **more = realloc(o->fallbacks, (o->nfallbacks + 1) * sizeof *more);
+    hato_options **more = realloc(o->fallbacks, (o->nfallbacks + 1) * sizeof(hato_options *));
     if (more == NULL)
         return HATO_E_NOMEM;
     o->fallbacks = more;

@@ -1445,7 +1445,7 @@ static enum config_status smtpd_values(struct parser *p)
     if (st != CONFIG_OK)
         return st;
 
-    unsigned long long u;
+    unsigned long long u = 0; /* set by every get_count that returns CONFIG_OK */
     if ((st = get_count(p, "message_size_limit", 1ull << 40, &c->message_size_limit)) != CONFIG_OK)
         return st;
     if ((st = get_count(p, "smtpd_hard_error_limit", 10000, &u)) != CONFIG_OK)

@@ -170,7 +170,7 @@ enum creds_status creds_run_command(const char *key_name, const char *command,
     long max_fd = sysconf(_SC_OPEN_MAX);
     if (max_fd < 0 || max_fd > 4096)
         max_fd = 4096;
-    fflush(NULL); /* nothing buffered may be written twice */
+    (void)fflush(NULL); /* nothing buffered may be written twice */
     pid = fork();
     if (pid < 0) {
         snprintf(err, errlen, "cannot run %s %s: fork: %s", key_name, command, strerror(errno));

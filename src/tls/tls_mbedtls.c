@@ -434,7 +434,7 @@ static bool read_ca_file(tls_config *cfg, const char *path, unsigned char **data
     size_t have = 0;
     int saved = 0;
     if (fstat(fd, &sb) != 0) {
-        saved = errno != 0 ? errno : EIO; /* never 0: p is read below when it is */
+        saved = errno;
     } else if (!S_ISREG(sb.st_mode) || anchor_file_seen(cfg, &sb)) {
         *skipped = true;
     } else if (sb.st_size > CA_FILE_MAX) {
@@ -454,7 +454,7 @@ static bool read_ca_file(tls_config *cfg, const char *path, unsigned char **data
         }
     }
     close(fd);
-    if (saved != 0 || *skipped) {
+    if (saved != 0 || *skipped || p == NULL) { /* p: for the analyser, which lets errno be 0 */
         free(p);
         errno = saved;
         return *skipped;
