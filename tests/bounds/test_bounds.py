@@ -15,6 +15,11 @@ Cases (--case NAME):
             (unshare --mount), a 1 MB message: exit 75, "NOT accepted",
             the error names the disk (No space left on device), nothing
             left in tmp/ or queue/, nothing reached the relay
+  diskfull-report  a queued message whose recipient the relay refuses
+            (550), flushed while the spool's disk is full: the report
+            cannot be queued, so the message stays queued with the
+            recipient pending and nothing half-written; once there is room,
+            the next flush queues and sends the report (from <>)
 
 Needs HATO_BIN; diskfull needs root (mount).  No test servers.
 """
@@ -59,6 +64,7 @@ class Sink:
         self.messages = 0
         self.rcpts = 0
         self.bytes = 0
+        self.senders = []
         self.hold = threading.Event() if hold else None
         self.at_dot = threading.Event()
         sink = self
@@ -77,8 +83,14 @@ class Sink:
                             w.write(b"250-sink\r\n250-8BITMIME\r\n250 PIPELINING\r\n")
                         elif cmd.startswith(b"RCPT"):
                             sink.rcpts += 1
+                            if cmd.startswith(b"RCPT TO:<BOUNCE"):
+                                w.write(b"550 5.1.1 no such user\r\n")
+                            else:
+                                w.write(b"250 ok\r\n")
+                        elif cmd.startswith(b"MAIL"):
+                            sink.senders.append(line.split(b":", 1)[1].split()[0].decode())
                             w.write(b"250 ok\r\n")
-                        elif cmd[:4] in (b"HELO", b"MAIL", b"RSET", b"NOOP"):
+                        elif cmd[:4] in (b"HELO", b"RSET", b"NOOP"):
                             w.write(b"250 ok\r\n")
                         elif cmd == b"DATA":
                             w.write(b"354 go\r\n")
@@ -293,7 +305,7 @@ def case_diskfull(tmp):
         check(rc == 75, "exit %d, not 75 (EX_TEMPFAIL)" % rc)
         check("NOT accepted" in err, "stderr does not say the message was NOT accepted")
         check("No space left on device" in err, "stderr does not name the full disk")
-        leftovers = [f for f in files if "/tmp/" in f or "/queue/" in f]
+        leftovers = [f for f in files if in_spool(spool, f, "tmp", "queue")]
         check(not leftovers, "half-written files left in the spool: %s" % leftovers)
         check(sink.messages == 0, "the relay got a message hato did not accept")
         check(os.listdir(spool) == [], "the tmpfs leaked out of the mount namespace")
@@ -301,7 +313,70 @@ def case_diskfull(tmp):
         sink.stop()
 
 
-CASES = {"memory": case_memory, "fds": case_fds, "diskfull": case_diskfull}
+def case_diskfull_report(tmp):
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        raise Failure("diskfull-report needs root and unshare(1) for a private tmpfs")
+    sink = Sink()
+    try:
+        spool = os.path.join(tmp, "spool")
+        os.makedirs(spool)
+        config = write_config(tmp, sink.port, spool)
+        msg = os.path.join(tmp, "message")
+        with open(msg, "wb") as f:
+            f.write(header(["bounce@example.test"]) + b"hello\n")
+        out = os.path.join(tmp, "out")
+        script = ('mount -t tmpfs -o size=256k,mode=0755 hato-bounds "$1" || exit 99\n'
+                  '"$2" -C "$3" -odq -f a@example.test bounce@example.test < "$4" 2> "$5.submit" || exit 98\n'
+                  'dd if=/dev/zero of="$1/filler" bs=4k 2> /dev/null\n'
+                  '"$2" -C "$3" -q > "$5.flush1" 2>&1; echo $? > "$5.rc1"\n'
+                  'find "$1" -type f ! -name filler | sort > "$5.files1"\n'
+                  'rm -f "$1/filler"\n'
+                  '"$2" -C "$3" -q > "$5.flush2" 2>&1; echo $? > "$5.rc2"\n'
+                  'find "$1" -type f | sort > "$5.files2"\n')
+        p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                            "sh", spool, HATO, config, msg, out], timeout=120)
+        check(p.returncode != 99, "could not mount a tmpfs")
+        check(p.returncode != 98, "the message could not be queued with -odq: %s"
+              % open(out + ".submit").read())
+
+        def read(suffix):
+            with open(out + suffix) as f:
+                return f.read()
+        maillog = read_maillog(tmp)
+        files1 = read(".files1").split()
+        files2 = read(".files2").split()
+        print("first flush (disk full): exit %s; %s" % (read(".rc1").strip(), read(".flush1").strip()))
+        print("  files: %s" % files1)
+        print("second flush: exit %s; files: %s" % (read(".rc2").strip(), files2))
+        print("relay saw senders %s" % sink.senders)
+        queued1 = [f for f in files1 if in_spool(spool, f, "queue")]
+        check(queued1, "after the flush on a full disk the message is no longer in queue/")
+        check(not [f for f in files1 if in_spool(spool, f, "tmp")], "half-written files in tmp/: %s" % files1)
+        check("No space left on device" in read(".flush1") + maillog,
+              "neither the flush's output nor the maillog names the full disk")
+        check(sink.senders.count("<>") == 1, "the report went %d times, not once (after room was "
+              "made): %s" % (sink.senders.count("<>"), sink.senders))
+        check(not [f for f in files2 if in_spool(spool, f, "tmp", "queue")],
+              "after the second flush the spool still holds %s" % files2)
+    finally:
+        sink.stop()
+
+
+def in_spool(spool, path, *subdirs):
+    """Whether path lies in one of the spool's subdirectories."""
+    return os.path.relpath(path, spool).split(os.sep)[0] in subdirs
+
+
+def read_maillog(tmp):
+    try:
+        with open(os.path.join(tmp, "maillog")) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+CASES = {"memory": case_memory, "fds": case_fds, "diskfull": case_diskfull,
+         "diskfull-report": case_diskfull_report}
 
 
 def main():
