@@ -63,11 +63,11 @@ fi
 
 # --- cppcheck --------------------------------------------------------------
 t0=$SECONDS
-# cppcheck matches --file-filter against paths relative to where it runs.
-cd "$top" || exit 1
+# The filters are absolute, as the project's paths are (meson writes them
+# relative to the build directory, and cppcheck makes them absolute).
 if ! cppcheck --project="$db" --enable=warning,style,performance,portability \
         --inline-suppr --suppressions-list="$top/tests/static/cppcheck-suppressions.txt" \
-        --file-filter='src/*' --file-filter='examples/*' -q -j "$jobs" \
+        --file-filter="$top/src/*" --file-filter="$top/examples/*" -q -j "$jobs" \
         --error-exitcode=1 --template='{file}:{line}:{column}: {severity}: {message} [{id}]' \
         > "$out/cppcheck" 2>&1; then
     cat "$out/cppcheck"
