@@ -12,7 +12,7 @@ int main(int argc, char **argv)
     }
     static const char text[] = "Subject: disk almost full\n\n/var is at 93%.\n";
     hato_options *o = hato_options_new();
-    hato_options_set_relay(o, argv[1], (uint16_t)atoi(argv[2]));
+    hato_options_set_relay(o, argv[1], (uint16_t)strtoul(argv[2], NULL, 10));
     hato_options_set_credentials(o, argv[3], argv[4]);
     hato_message *m = hato_message_new();
     hato_message_set_sender(m, argv[5]);

@@ -22,13 +22,13 @@ int main(int argc, char **argv)
         return 64;
     }
     hato_options *o = hato_options_new();
-    hato_options_set_relay(o, argv[1], (uint16_t)atoi(argv[2]));
+    hato_options_set_relay(o, argv[1], (uint16_t)strtoul(argv[2], NULL, 10));
     hato_options_set_ca_file(o, argv[3]);
     hato_options_set_credentials(o, argv[4], argv[5]);
     hato_options_set_keep_alive(o, 30 * 1000);
     hato_options_set_log(o, show, NULL, HATO_LOG_DEBUG);
     hato_client *c = hato_client_new(o);
-    int failed = 0, count = atoi(argv[8]);
+    int failed = 0, count = (int)strtol(argv[8], NULL, 10);
     for (int i = 1; i <= count; i++) {
         char text[256];
         snprintf(text, sizeof text, "Subject: report %d of %d\nMessage-ID: <batch.%d.%s>\n\nreport %d\n",

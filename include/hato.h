@@ -320,8 +320,16 @@ HATO_EXPORT hato_message *hato_message_new(void);
 HATO_EXPORT void hato_message_free(hato_message *m);
 /* Envelope sender (MAIL FROM); "" is the null sender <>.  Required. */
 HATO_EXPORT hato_code hato_message_set_sender(hato_message *m, const char *address);
+/* Recipients of one message, at most: Postfix's smtpd_recipient_limit
+ * default, so a relay with its defaults takes them all; and 1000 of the
+ * longest addresses (RFC 5321 4.5.3.1.3) still fit the output buffer of one
+ * pipelined envelope (docs/architecture.md, "Limits").  Send more as
+ * several messages. */
+#define HATO_MAX_RECIPIENTS 1000
+
 /* One envelope recipient (RCPT TO).  At least one is required.  Addresses
- * holding CR, LF, NUL, '<' or '>' are refused with HATO_E_ARGUMENT. */
+ * holding CR, LF, NUL, '<' or '>' are refused with HATO_E_ARGUMENT, and so
+ * is a recipient beyond HATO_MAX_RECIPIENTS. */
 HATO_EXPORT hato_code hato_message_add_recipient(hato_message *m, const char *address);
 /* The content, pulled in fixed-size pieces during the send. */
 HATO_EXPORT hato_code hato_message_set_reader(hato_message *m, hato_read_fn fn, void *user);

@@ -34,6 +34,7 @@ hato_options *hato_options_new(void)
     return o;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded, one level: fallbacks have no fallbacks
 void hato_options_free(hato_options *o)
 {
     if (o == NULL)
@@ -206,6 +207,7 @@ hato_options *options_copy(const hato_options *src)
 
 /* A fallback relay's copy: everything but its own fallbacks (one level of
  * fallbacks only, so a list can never refer back to itself). */
+// NOLINTNEXTLINE(misc-no-recursion): bounded, one level: a fallback's copy has no fallbacks
 static hato_options *copy_one(const hato_options *src, bool with_fallbacks)
 {
     hato_options *o = calloc(1, sizeof *o);
@@ -219,7 +221,7 @@ static hato_options *copy_one(const hato_options *src, bool with_fallbacks)
     o->fallbacks = NULL;
     o->nfallbacks = 0;
     if (with_fallbacks && src->nfallbacks > 0) {
-        if ((o->fallbacks = calloc(src->nfallbacks, sizeof *o->fallbacks)) == NULL) {
+        if ((o->fallbacks = calloc(src->nfallbacks, sizeof(hato_options *))) == NULL) {
             hato_options_free(o);
             return NULL;
         }
@@ -390,7 +392,7 @@ hato_code hato_options_add_fallback_relay(hato_options *o, const hato_options *r
         return HATO_E_ARGUMENT;
     if (o->nfallbacks == OPTIONS_FALLBACK_MAX)
         return HATO_E_ARGUMENT;
-    hato_options **more = realloc(o->fallbacks, (o->nfallbacks + 1) * sizeof *more);
+    hato_options **more = realloc(o->fallbacks, (o->nfallbacks + 1) * sizeof(hato_options *));
     if (more == NULL)
         return HATO_E_NOMEM;
     o->fallbacks = more;

@@ -137,7 +137,7 @@ static int wait_events(int fd, short events, int timeout_ms)
     if (n <= 0)
         return n;
     /* An error or hang-up shows as readable: recv() reports it. */
-    return (p.revents & (POLLERR | POLLHUP)) ? (events & POLLIN ? POLLIN : POLLOUT)
+    return (p.revents & (POLLERR | POLLHUP)) ? ((events & POLLIN) ? POLLIN : POLLOUT)
                                              : p.revents & events;
 }
 

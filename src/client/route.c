@@ -70,6 +70,8 @@ bool client_drive_watched(hato_session *s, int fd, hato_message *m)
     pull_watch watch = {m->reader, m->reader_user, false};
     if (m->reader != NULL) {
         m->reader = watched_read;
+        /* Restored below, before watch goes out of scope. */
+        // cppcheck-suppress autoVariables
         m->reader_user = &watch;
     }
     client_drive(s, fd);

@@ -44,6 +44,8 @@ hato_code hato_message_add_recipient(hato_message *m, const char *address)
 {
     if (!address_ok(address) || address[0] == '\0')
         return HATO_E_ARGUMENT;
+    if (m->nrcpts >= HATO_MAX_RECIPIENTS) /* else the envelope outgrows OUT_LIMIT */
+        return HATO_E_ARGUMENT;
     if (m->nrcpts == m->rcptcap) {
         size_t cap = m->rcptcap ? m->rcptcap * 2 : 4;
         rcpt *grown = realloc(m->rcpts, cap * sizeof *grown);

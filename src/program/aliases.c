@@ -518,6 +518,7 @@ static int expand_one(void *user, const char *address)
 }
 
 /* The addresses of an :include: file, one list per logical line. */
+// NOLINTNEXTLINE(misc-no-recursion): bounded, :include: nests at most ALIASES_MAX_DEPTH
 static int expand_include(struct aliases_expander *x, const char *path, const char *where,
                           const char *owner, size_t *count)
 {
@@ -567,6 +568,7 @@ static int expand_include(struct aliases_expander *x, const char *path, const ch
 }
 
 /* Expands the targets in value (of alias owner, defined at where). */
+// NOLINTNEXTLINE(misc-no-recursion): bounded, aliases nest at most ALIASES_MAX_DEPTH
 static int expand_items(struct aliases_expander *x, const char *value, const char *where,
                         const char *owner, size_t *count)
 {

@@ -383,7 +383,7 @@ int args_parse(struct args *a, int argc, char **argv, char *err, size_t errlen)
                 break; /* the rest of the word was -q's argument */
             }
             if (!takes_argument(c)) {
-                if (apply(a, c, NULL, err, errlen) != 0)
+                if (apply(a, c, "", err, errlen) != 0)
                     goto fail;
                 continue;
             }

@@ -26,7 +26,7 @@ static void on_probe_line(void *user, const char *line)
 {
     (void)user;
     printf("%s\n", line);
-    fflush(stdout); /* each line as it comes: a slow port shows where it waits */
+    (void)fflush(stdout); /* each line as it comes: a slow port shows where it waits */
 }
 
 int probe(struct program *pg)

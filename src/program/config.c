@@ -336,6 +336,7 @@ static enum config_status expand_into(struct parser *p, const char *key, const c
 /* The raw value of a parameter (from the file, else hato's default), or
  * NULL when hato does not know it.  myhostname and mydomain defaults are
  * computed. */
+// NOLINTNEXTLINE(misc-no-recursion): bounded, $name references nest at most EXPAND_MAX_DEPTH
 static const char *raw_value(struct parser *p, const char *key, unsigned *line,
                              char *scratch, size_t scratch_len)
 {
@@ -361,6 +362,7 @@ static const char *raw_value(struct parser *p, const char *key, unsigned *line,
     return k ? k->fallback : NULL;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded, $name references nest at most EXPAND_MAX_DEPTH
 static enum config_status expand_ref(struct parser *p, const char *name, int depth,
                                      struct text_buf *out, bool *found)
 {
@@ -384,6 +386,7 @@ static enum config_status expand_ref(struct parser *p, const char *name, int dep
     return st;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded, $name references nest at most EXPAND_MAX_DEPTH
 static enum config_status expand_into(struct parser *p, const char *key, const char *value,
                                       unsigned line, int depth, struct text_buf *out)
 {
@@ -781,7 +784,7 @@ static hato_tls_version min_version(struct parser *p, const char *key, unsigned 
     if (!(allowed & (1u << PROTO_TLS13)))
         warnf(p, "%s%s excludes TLSv1.3; hato cannot set a maximum version and still "
                  "accepts TLSv1.3", where(p, line, w, sizeof w), key);
-    return allowed & (1u << PROTO_TLS12) ? HATO_TLS_V1_2 : HATO_TLS_V1_3;
+    return (allowed & (1u << PROTO_TLS12)) ? HATO_TLS_V1_2 : HATO_TLS_V1_3;
 }
 
 /* Digest names and sizes hato's pins accept (hato.h). */
@@ -1450,7 +1453,7 @@ static enum config_status smtpd_values(struct parser *p)
     if (st != CONFIG_OK)
         return st;
 
-    unsigned long long u;
+    unsigned long long u = 0; /* set by every get_count that returns CONFIG_OK */
     if ((st = get_count(p, "message_size_limit", 1ull << 40, &c->message_size_limit)) != CONFIG_OK)
         return st;
     if ((st = get_count(p, "smtpd_hard_error_limit", 10000, &u)) != CONFIG_OK)

@@ -178,7 +178,7 @@ enum creds_status creds_run_command(const char *key_name, const char *command,
     long max_fd = sysconf(_SC_OPEN_MAX);
     if (max_fd < 0 || max_fd > 4096)
         max_fd = 4096;
-    fflush(NULL); /* nothing buffered may be written twice */
+    (void)fflush(NULL); /* nothing buffered may be written twice */
     pid = fork();
     if (pid < 0) {
         snprintf(err, errlen, "cannot run %s %s: fork: %s", key_name, command, strerror(errno));
@@ -263,7 +263,7 @@ enum creds_status creds_run_command(const char *key_name, const char *command,
     }
 
     if (line->too_long)
-        snprintf(err, errlen, "%s %s: the first line of its output is longer than %u bytes; it "
+        snprintf(err, errlen, "%s %s: the first line of its output is longer than %d bytes; it "
                               "must print the password or token alone", key_name, command,
                  CREDS_MAX_LINE);
     else if (line->total > CREDS_MAX_OUTPUT)
@@ -355,7 +355,7 @@ enum creds_status creds_read_credential(const char *dir, const char *name, char 
     wipe(chunk, sizeof chunk);
     close(fd);
     if (st == CREDS_OK && line->too_long) {
-        snprintf(err, errlen, "systemd credential %s: its first line is longer than %u bytes",
+        snprintf(err, errlen, "systemd credential %s: its first line is longer than %d bytes",
                  path, CREDS_MAX_LINE);
         st = CREDS_ERR_CONFIG;
     } else if (st == CREDS_OK && (line->len == 0 || (line->len == 1 && line->buf[0] == '\r'))) {

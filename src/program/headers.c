@@ -256,15 +256,12 @@ static int parse_spans(const char *s, size_t len, span_fn fn, void *user)
             }
             if (i < len)
                 i++; /* '>' */
-        } else if (c == ',') {
+        } else if (c == ',' || c == ';') { /* the end of an address, or of a group */
             rc = flush(&cur, &angle, &have_angle, fn, user);
             i++;
         } else if (c == ':' && !have_angle) {
             /* "name:" opens a group; the name was a display name. */
             cur.b.len = 0;
-            i++;
-        } else if (c == ';') {
-            rc = flush(&cur, &angle, &have_angle, fn, user);
             i++;
         } else {
             coll_put(&cur, s, i++);

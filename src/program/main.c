@@ -169,6 +169,14 @@ static int run(struct program *pg, int argc, char **argv)
         say("no recipients given; name them as arguments, or use -t to read them from the message's To, Cc and Bcc");
         return EX_USAGE;
     }
+    /* Refused before spooling: a queued message the library cannot send
+     * would wait in the queue until it expires. */
+    if (pg->nrcpts > HATO_MAX_RECIPIENTS) {
+        say("too many recipients: %zu; hato sends at most %d in one message (after alias "
+            "expansion); the message was NOT accepted: send it as several messages",
+            pg->nrcpts, HATO_MAX_RECIPIENTS);
+        return pg->args.extract ? EX_DATAERR : EX_USAGE;
+    }
 
     open_maillog(pg);
 

@@ -51,11 +51,11 @@ struct delivery {
  * names Postfix's own queue there: hato must never write into it. */
 static int open_spool(struct program *pg, struct queue_spool *q)
 {
-    char err[1024], probe[4096];
+    char err[1024], path[4096];
     const char *dir = pg->cfg.queue_directory;
     struct stat sb;
-    snprintf(probe, sizeof probe, "%s/maildrop", dir);
-    if (stat(probe, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+    snprintf(path, sizeof path, "%s/maildrop", dir);
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         say("warning: queue_directory = %s holds Postfix's queue (it has maildrop/); hato uses "
             "its own, /var/spool/hato (set queue_directory in %s to silence this)", dir,
             pg->cfg.path);
@@ -452,6 +452,7 @@ static int deliver(struct delivery *d, struct queue_entry *e, bool interactive,
 /* Queues a report on e's fresh bounces for its sender and tries to send
  * it at once.  Returns 0, or -1 when it could not be queued (the caller
  * then keeps the recipients pending, so the report is not lost). */
+// NOLINTNEXTLINE(misc-no-recursion): bounded, depth 2: a report comes from <>, which is never reported
 static int send_report(struct delivery *d, struct queue_entry *e, bool expired)
 {
     struct program *pg = d->pg;
@@ -511,6 +512,7 @@ static void human_time(char *out, size_t size, long long s)
 /* One message's attempt (none with skip_error: the relay is known to be
  * down in this run) and its consequences.  Returns the exit code for a
  * submitter. */
+// NOLINTNEXTLINE(misc-no-recursion): bounded, depth 2: a report comes from <>, which is never reported
 static int deliver(struct delivery *d, struct queue_entry *e, bool interactive,
                    const char *skip_error, bool *relay_down)
 {

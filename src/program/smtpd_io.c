@@ -59,7 +59,7 @@ struct conn {
     /* The message being received. */
     struct smtpd_data dec;
     unsigned long long data_bytes;
-    bool too_big, data_end;
+    bool too_big;
 
     struct delivery *d;
     struct queue_entry held[SMTPD_MAX_HELD];
@@ -475,7 +475,7 @@ int smtpd_run(struct program *pg)
             close(fd);
         }
     }
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN); /* cannot fail for SIGPIPE */
     open_maillog(pg);
     /* Each message arrives with SMTP's own end; -i and -t do not apply. */
     pg->args.dot_ends = false;

@@ -25,7 +25,7 @@ static bool is_blank(char c)
 static bool append(struct text_lines *t, const char *s, size_t n)
 {
     size_t need = t->buf_len + 1 + n + 1;
-    if (need > t->buf_cap) {
+    if (need > t->buf_cap || t->buf == NULL) {
         size_t ncap = t->buf_cap ? t->buf_cap : 128;
         while (ncap < need)
             ncap *= 2;
@@ -61,6 +61,8 @@ enum text_status text_next(struct text_lines *t)
         size_t n = nl ? (size_t)(nl - ls) : t->len - t->pos;
         t->pos += n + (nl ? 1 : 0);
         t->lineno++;
+        /* n is 0 for an empty line (nl == ls), whatever cppcheck infers. */
+        // cppcheck-suppress knownConditionTrueFalse
         if (n > 0 && ls[n - 1] == '\r')
             n--;
         if (t->reject_nul && memchr(ls, '\0', n) != NULL)

@@ -217,6 +217,7 @@ static bool scan_string(jscan *j, char *out, size_t cap, bool *cut)
 
 static bool scan_value(jscan *j, char *out, size_t cap, bool *cut, int depth);
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded, nesting stops at JSON_DEPTH_MAX (16)
 static bool scan_container(jscan *j, int depth)
 {
     char close = *j->p == '{' ? '}' : ']';
@@ -255,6 +256,7 @@ static bool scan_container(jscan *j, int depth)
     }
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded, nesting stops at JSON_DEPTH_MAX (16)
 static bool scan_value(jscan *j, char *out, size_t cap, bool *cut, int depth)
 {
     skip_ws(j);

@@ -103,7 +103,7 @@ static void to_upper_copy(char *dst, size_t cap, const char *src)
 {
     size_t i = 0;
 
-    for (; src[i] != '\0' && i < cap - 1; i++) {
+    for (; i < cap - 1 && src[i] != '\0'; i++) {
         char c = src[i];
         dst[i] = c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
     }

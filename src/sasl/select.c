@@ -305,7 +305,7 @@ static void put_lower(text *t, const char *s)
     char low[SASL_MECH_MAX];
     size_t i = 0;
 
-    for (; s[i] != '\0' && i < sizeof low - 1; i++)
+    for (; i < sizeof low - 1 && s[i] != '\0'; i++)
         low[i] = to_lower(s[i]);
     low[i] = '\0';
     put(t, low);

@@ -86,6 +86,7 @@ static void set_failure(smtp *s, const reply *last, const char *what)
     if (s->auth_failed)
         s->err = s->auth_err;
     else if (s->mail_refused)
+        // NOLINTNEXTLINE(bugprone-branch-clone): an order of precedence; two causes, one error
         s->err = s->first_refusal;
     else if (s->rcpt_answered == m->nrcpts && message_accepted(m) == 0)
         fail_all_refused(s);

@@ -104,6 +104,7 @@ static void start(const transport_target *t, attempt *a, const logger *log, size
     log_line(log, HATO_LOG_DEBUG, "connecting to %s[%s]:%u (address %zu of %zu)", t->host,
              a->host, t->port, k + 1, n);
     a->fd = open_socket(a->ai);
+    // NOLINTNEXTLINE(bugprone-branch-clone): the first and last branches fail alike, in order
     if (a->fd < 0) {
         a->why = errno;
         a->state = ATTEMPT_FAILED;

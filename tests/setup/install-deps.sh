@@ -10,6 +10,8 @@ prefix="$top/.deps/mbedtls-3.6"
 packages="build-essential meson ninja-build pkg-config libmbedtls-dev
     libgsasl-dev libidn2-dev libunistring-dev postfix dovecot-core openssl python3
     ca-certificates dnsmasq-base"
+# Static checks (issue 6, tests/static/run.sh): clang-tidy and cppcheck.
+packages="$packages clang-tidy cppcheck"
 
 missing=""
 for p in $packages; do
