@@ -513,6 +513,9 @@ bool smtp_next(smtp *s, hato_message *m)
     s->msg = m;
     error_clear(&s->err);
     s->settled = false;
+    /* Logged in already: this transaction is not behind an AUTH, so its
+     * content need not wait for one (transaction.c, may_pump). */
+    s->auth_pipelined = false;
     if (txn_plan(s))
         txn_start(s);
     return true;

@@ -6,7 +6,8 @@
  * With PIPELINING the whole envelope goes in one write, and with CHUNKING
  * the first chunk of content goes with it: a message that fits in one
  * chunk is one write, "BDAT n LAST" and QUIT included.  Later chunks wait
- * until the envelope's replies say someone will receive them.
+ * until the envelope's replies say someone will receive them; behind a
+ * pipelined AUTH even the first waits for the login's 235 (may_pump).
  */
 #include <stdio.h>
 #include <string.h>

@@ -371,6 +371,36 @@ static void test_reuse_one_write(void)
     hato_options_free(o);
 }
 
+/* Logged in with a pipelined AUTH, the next message on the kept
+ * connection is one write again: only the first waited for the 235. */
+static void test_reuse_after_pipelined_auth(void)
+{
+    hato_options *o = options();
+    hato_options_set_keep_alive(o, 10000);
+    hato_options_set_credentials(o, "alice", "secret");
+    hato_options_set_sasl_security(o, HATO_SASL_NOANONYMOUS, HATO_SASL_NOANONYMOUS);
+    hato_message *m1 = message("one\n", 1);
+    hato_session *s = hato_session_new(o, m1, NULL);
+    const char *in[] = {"220 relay\r\n",
+                        "250-relay\r\n250-PIPELINING\r\n250-AUTH PLAIN\r\n250 CHUNKING\r\n",
+                        "235 ok\r\n250 ok\r\n250 ok\r\n", "250 queued\r\n"};
+    for (size_t i = 0; i < 4; i++) {
+        hato_session_input(s, (const uint8_t *)in[i], strlen(in[i]));
+        free(drain(s));
+    }
+    CHECK(hato_session_idle(s) && hato_message_sent(m1));
+    hato_message *m2 = message("two\n", 1);
+    CHECK_INT(hato_session_next(s, m2), HATO_OK);
+    char *out = drain(s);
+    CHECK_STR(out, "MAIL FROM:<me@example.test>\r\nRCPT TO:<a@example.test>\r\nBDAT 5 LAST\r\n"
+                   "two\r\n");
+    free(out);
+    hato_session_free(s);
+    hato_message_free(m1);
+    hato_message_free(m2);
+    hato_options_free(o);
+}
+
 int main(void)
 {
     test_one_write();
@@ -383,5 +413,6 @@ int main(void)
     test_8bit_refused_while_streaming();
     test_many_chunks();
     test_reuse_one_write();
+    test_reuse_after_pipelined_auth();
     return check_finish("chunking");
 }
