@@ -164,6 +164,31 @@ static void drive(int ep, struct conn *c)
     }
 }
 
+/* A whole decimal number in [min, max], or -1. */
+static long number(const char *s, long min, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+        return -1;
+    return v;
+}
+
+/* Everything the sessions still hold, on the way out. */
+static void release(struct conn *conns, int n)
+{
+    for (int i = 0; conns != NULL && i < n; i++) {
+        if (conns[i].done)
+            continue;
+        if (conns[i].fd >= 0)
+            close(conns[i].fd);
+        hato_session_free(conns[i].s);
+        hato_message_free(conns[i].m);
+    }
+    free(conns);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 10) {
@@ -172,9 +197,10 @@ int main(int argc, char **argv)
     }
     from = argv[6];
     to = argv[7];
-    int nconn = atoi(argv[8]), count = atoi(argv[9]);
-    if (nconn < 1 || count < 1) {
-        fprintf(stderr, "event-loop: sessions and count must be at least 1\n");
+    int nconn = (int)number(argv[8], 1, 100000), count = (int)number(argv[9], 1, 1000000);
+    long port = number(argv[2], 1, 65535);
+    if (nconn < 1 || count < 1 || port < 1) {
+        fprintf(stderr, "event-loop: port 1-65535, sessions 1-100000 and count 1-1000000\n");
         return 64;
     }
     /* A 10 KB message, the size of a cron report. */
@@ -200,7 +226,7 @@ int main(int argc, char **argv)
     getnameinfo(ai->ai_addr, ai->ai_addrlen, peer, sizeof peer, NULL, 0, NI_NUMERICHOST);
 
     hato_options *o = hato_options_new();
-    hato_options_set_relay(o, argv[1], (uint16_t)atoi(argv[2]));
+    hato_options_set_relay(o, argv[1], (uint16_t)port);
     if (strcmp(argv[3], "-") == 0)
         hato_options_set_tls_level(o, HATO_TLS_NONE);
     else
@@ -214,8 +240,13 @@ int main(int argc, char **argv)
     struct conn *conns = calloc((size_t)nconn, sizeof *conns);
     if (ep < 0 || conns == NULL) {
         perror("event-loop");
+        free(conns);
+        freeaddrinfo(ai);
+        hato_options_free(o);
         return 71;
     }
+    for (int i = 0; i < nconn; i++)
+        conns[i].fd = -1;
     long long t0 = now_ms();
     for (int i = 0; i < nconn; i++) {
         struct conn *c = &conns[i];
@@ -224,12 +255,20 @@ int main(int argc, char **argv)
         setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (c->fd < 0 || (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)) {
             fprintf(stderr, "event-loop: connect %s: %s\n", peer, strerror(errno));
+            release(conns, nconn);
+            freeaddrinfo(ai);
+            hato_options_free(o);
+            close(ep);
             return 69;
         }
         c->m = new_message();
         c->s = hato_session_new(o, c->m, peer);
         if (c->m == NULL || c->s == NULL) {
             fprintf(stderr, "event-loop: out of memory at session %d\n", i + 1);
+            release(conns, nconn);
+            freeaddrinfo(ai);
+            hato_options_free(o);
+            close(ep);
             return 71;
         }
         c->left = count - 1;
@@ -253,6 +292,7 @@ int main(int argc, char **argv)
                 running--;
         }
         size_t h = heap_in_use();
+        /* cppcheck-suppress unsignedLessThanZero ; without mallinfo2 it sees h as 0 */
         if (h > heap_peak)
             heap_peak = h;
         /* Deadlines: one pass a second is plenty for timeouts of seconds. */
@@ -275,7 +315,7 @@ int main(int argc, char **argv)
            "\"msgs_per_s\": %.1f, \"heap_per_session\": %zu}\n",
            nconn, sent, failed, secs, secs > 0 ? (double)sent / secs : 0.0,
            (heap_peak - heap_base) / (size_t)nconn);
-    free(conns);
+    release(conns, nconn);
     close(ep);
     hato_options_free(o);
     return failed ? 75 : 0;
