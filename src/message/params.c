@@ -213,7 +213,7 @@ bool mail_plan_make(mail_plan *p, const hato_message *m, const mail_link *l, hat
 {
     const ehlo_caps *c = l->caps;
     memset(p, 0, sizeof *p);
-    p->chunking = l->chunking_allowed && (c->flags & EHLO_CHUNKING);
+    p->chunking = (c->flags & EHLO_CHUNKING) != 0;
     p->body_mode = p->chunking ? BODY_CHUNK : BODY_DATA;
     if (!plan_body(p, m, l, err) || !plan_utf8(p, m, l, err))
         return false;

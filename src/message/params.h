@@ -28,7 +28,6 @@ typedef struct mail_link {
     const ehlo_caps *caps;   /* after STARTTLS when TLS is used */
     bool tls_verified;       /* TLS with the server's identity checked
                                 (levels verify, secure, fingerprint) */
-    bool chunking_allowed;   /* BDAT may be used where offered */
     const char *host;        /* for error messages */
 } mail_link;
 

@@ -34,7 +34,6 @@ bool txn_plan(smtp *s)
     mail_link link = {
         .caps = &s->caps,
         .tls_verified = link_verified(s),
-        .chunking_allowed = true,
         .host = s->opt->host,
     };
     if (mail_plan_make(&s->plan, s->msg, &link, &s->err))

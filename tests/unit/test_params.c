@@ -27,8 +27,7 @@ static ehlo_caps caps_of(unsigned flags, uint64_t size_limit)
 static bool plan(const hato_message *m, const ehlo_caps *c, bool verified, mail_plan *p,
                  hato_error *err, char *mail, char *rcpt_line)
 {
-    mail_link l = {.caps = c, .tls_verified = verified, .chunking_allowed = true,
-                   .host = "relay.test"};
+    mail_link l = {.caps = c, .tls_verified = verified, .host = "relay.test"};
     error_clear(err);
     if (!mail_plan_make(p, m, &l, err))
         return false;
