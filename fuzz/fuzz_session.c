@@ -1,16 +1,23 @@
 /*
  * fuzz_session - the whole client session through the I/O-free core
- * (hato_session_*), TLS level none, the fuzzer playing the server.
+ * (hato_session_*), the fuzzer playing the server.  Built twice:
+ * fuzz_session at TLS level none, and fuzz_session_tls (FUZZ_SESSION_TLS)
+ * where every run uses TLS against an mbedTLS server inside the harness
+ * (tls_peer.c), so that the fuzzer's lines reach hato through a real
+ * handshake and real records.
  *
  * Input:
- *   byte 0  the client's set-up: bits 0-2 the SASL mechanism (none,
- *           PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-1, SCRAM-SHA-256, XOAUTH2,
- *           DIGEST-MD5), bit 3 keep-alive with a second message, bit 4 a
- *           140 KB message (several BDAT chunks, body pieces), bit 5 the
- *           content through a reader, bit 6 DSN, SMTPUTF8 and an 8-bit
- *           body, bit 7 three recipients instead of one
+ *   byte 0  the client's set-up: bits 0-2 the SASL mechanism (with byte
+ *           2's bit 0, an index into mechanisms[] below), bit 3 keep-alive
+ *           with a second message, bit 4 a 140 KB message (several BDAT
+ *           chunks, body pieces), bit 5 the content through a reader, bit 6
+ *           DSN, SMTPUTF8 and an 8-bit body, bit 7 three recipients
  *   byte 1  the largest piece the server's bytes are cut into (1..256),
  *           and in bits 6-7 how the run ends (EOF, timeout, I/O error)
+ *   byte 2  bit 0: the mechanism's high bit; for fuzz_session_tls only:
+ *           bits 1-3 the TLS mode (tls_modes[] below), bit 4 a server that
+ *           stops at TLS 1.2, bit 5 a client certificate the server asks
+ *           for (EXTERNAL), bit 6 noplaintext over TLS
  *   the rest: the server's bytes, taken a line at a time (up to and
  *           including each LF); after each line the client's output is
  *           drained, as a socket loop would.
@@ -19,15 +26,30 @@
  * TEXT replaced by the client's SCRAM nonce (from its client-first
  * message): a fuzzer cannot guess a random nonce or write base64 around
  * it, and without this the SCRAM paths beyond the first challenge would
- * never run.  Every other line goes as it is.
+ * never run.  In fuzz_session_tls, once the handshake is done, each line
+ * goes through the server's TLS; three directives reach what a line
+ * cannot:
+ *   "!raw TEXT"   TEXT with each '|' made CRLF (the line's own end is
+ *                 dropped), given to the client as it is, in one piece
+ *                 when the piece size allows: plain text inside TLS, or,
+ *                 before the handshake, a reply injected behind "220 ready"
+ *                 to STARTTLS
+ *   "!flip TEXT"  TEXT + CRLF in a record whose last byte is flipped
+ *   "!close"      the server's close_notify
+ * Every other line goes as it is.
  */
 #include <stdio.h>
 
 #include "fuzz.h"
 #include "hato.h"
+#ifdef FUZZ_SESSION_TLS
+#include "tls_peer.h"
+#endif
 
-static const char *const mechanisms[8] = {
+static const char *const mechanisms[16] = {
     NULL, "plain", "login", "cram-md5", "scram-sha-1", "scram-sha-256", "xoauth2", "digest-md5",
+    "oauthbearer", "external", "scram-sha-256-plus", "scram-sha-1-plus",
+    "plain login", "scram-sha-256 cram-md5 plain", "anonymous", "gssapi",
 };
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -69,16 +91,30 @@ static size_t b64_decode(const char *in, size_t n, char *out, size_t cap)
     return o;
 }
 
+/* What the wire carries at this point of the run. */
+enum wire {
+    WIRE_PLAIN,     /* SMTP in the clear */
+    WIRE_HANDSHAKE, /* the client has started TLS; the peer answers */
+    WIRE_TLS,       /* records both ways */
+    WIRE_BROKEN,    /* the peer's handshake failed: lines go raw */
+};
+
 /* The run's state: what the client wrote last matters for the nonce. */
 struct run {
     hato_session *s;
     char nonce[256];      /* the client's SCRAM nonce, once seen */
     bool after_scram;     /* the last AUTH line was SCRAM without a response */
     size_t written;
+    size_t piece;         /* the largest piece given to the client at once */
+    enum wire wire;
+#ifdef FUZZ_SESSION_TLS
+    tls_peer *peer;
+#endif
 };
 
 /* Looks for the SCRAM client-first message in one line of client output:
- * "AUTH SCRAM-SHA-1 <b64>" or, without an initial response, the next line. */
+ * "AUTH SCRAM-SHA-1 <b64>" or, without an initial response, the next line.
+ * The -PLUS variants' message starts the same way. */
 static void look_for_nonce(struct run *r, const char *line, size_t n)
 {
     const char *b = NULL;
@@ -111,45 +147,137 @@ static void look_for_nonce(struct run *r, const char *line, size_t n)
     r->nonce[k] = '\0';
 }
 
-/* Takes everything the session wants written, line by line for the nonce. */
-static void drain(struct run *r)
+/* The client's plaintext, line by line, for the nonce. */
+static void scan_client_text(struct run *r, const char *p, size_t left)
+{
+    while (left > 0) {
+        const char *nl = memchr(p, '\n', left);
+        size_t ln = nl ? (size_t)(nl - p) : left;
+        size_t lc = ln > 0 && p[ln - 1] == '\r' ? ln - 1 : ln;
+        if (lc < 2048)
+            look_for_nonce(r, p, lc);
+        ln += nl ? 1 : 0;
+        p += ln;
+        left -= ln;
+    }
+}
+
+/* Takes everything the session wants written: plaintext is scanned for the
+ * nonce, ciphertext goes to the TLS peer. */
+static void take_output(struct run *r)
 {
     for (int guard = 0; guard < 100000 && (hato_session_want(r->s) & HATO_WANT_WRITE); guard++) {
         size_t len = 0;
         const uint8_t *out = hato_session_output(r->s, &len);
         if (len == 0)
             break;
-        const char *p = (const char *)out;
-        size_t left = len;
-        while (left > 0) {
-            const char *nl = memchr(p, '\n', left);
-            size_t ln = nl ? (size_t)(nl - p) : left;
-            size_t lc = ln > 0 && p[ln - 1] == '\r' ? ln - 1 : ln;
-            if (lc < 2048)
-                look_for_nonce(r, p, lc);
-            ln += nl ? 1 : 0;
-            p += ln;
-            left -= ln;
-        }
-        r->written += len;
         /* Sometimes a partial write, as a full socket buffer gives. */
-        hato_session_output_done(r->s, len > 1 && (len & 1) ? len - 1 : len);
+        size_t took = len > 1 && (len & 1) ? len - 1 : len;
+#ifdef FUZZ_SESSION_TLS
+        /* A handshake record where SMTP was: the client has started TLS
+         * (after 220 to STARTTLS, or at once with implicit TLS). */
+        if (r->wire == WIRE_PLAIN && out[0] == 0x16)
+            r->wire = WIRE_HANDSHAKE;
+        if (r->wire == WIRE_HANDSHAKE || r->wire == WIRE_TLS)
+            tls_peer_feed(r->peer, out, took);
+        else
+#endif
+            scan_client_text(r, (const char *)out, took);
+        r->written += took;
+        hato_session_output_done(r->s, took);
     }
 }
 
-static void feed(struct run *r, const char *p, size_t n, size_t piece)
+/* Bytes from the server, in pieces of at most r->piece. */
+static void give(struct run *r, const char *p, size_t n)
 {
     while (n > 0) {
-        size_t k = n < piece ? n : piece;
+        size_t k = n < r->piece ? n : r->piece;
         hato_session_input(r->s, (const uint8_t *)p, k);
-        drain(r);
+        take_output(r);
         p += k;
         n -= k;
     }
 }
 
+#ifdef FUZZ_SESSION_TLS
+/* Lets the peer answer what the client sent (handshake, records) until
+ * neither side has anything more to say. */
+static void pump(struct run *r)
+{
+    for (int guard = 0; guard < 1000; guard++) {
+        if (r->wire == WIRE_HANDSHAKE) {
+            int h = tls_peer_handshake(r->peer);
+            if (h > 0)
+                r->wire = WIRE_TLS;
+            else if (h < 0)
+                r->wire = WIRE_BROKEN;
+        }
+        if (r->wire == WIRE_TLS) {
+            char text[4096];
+            size_t got;
+            while ((got = tls_peer_read(r->peer, text, sizeof text)) > 0)
+                scan_client_text(r, text, got);
+        }
+        size_t n = 0;
+        const uint8_t *c = tls_peer_output(r->peer, &n);
+        if (n == 0)
+            return;
+        /* Copied: giving it to the client makes the peer write again. */
+        char *copy = fuzz_strndup((const char *)c, n);
+        tls_peer_output_done(r->peer);
+        give(r, copy, n);
+        free(copy);
+    }
+}
+#else
+static void pump(struct run *r)
+{
+    (void)r;
+}
+#endif
+
+/* One line of the script, as the server sends it. */
+static void send_line(struct run *r, const char *p, size_t n)
+{
+#ifdef FUZZ_SESSION_TLS
+    if (n >= 4 && memcmp(p, "!raw", 4) == 0) {
+        char *t = malloc(2 * n);
+        if (t == NULL)
+            abort();
+        size_t k = 0, end = n;
+        while (end > 4 && (p[end - 1] == '\n' || p[end - 1] == '\r'))
+            end--; /* the script's own line end: '|' says where lines end */
+        for (size_t i = p[4] == ' ' ? 5 : 4; i < end; i++) {
+            if (p[i] == '|') {
+                t[k++] = '\r';
+                t[k++] = '\n';
+            } else {
+                t[k++] = p[i];
+            }
+        }
+        give(r, t, k);
+        free(t);
+        pump(r);
+        return;
+    }
+    if (r->wire == WIRE_TLS) {
+        if (n >= 6 && memcmp(p, "!close", 6) == 0)
+            tls_peer_close(r->peer);
+        else if (n >= 6 && memcmp(p, "!flip ", 6) == 0)
+            tls_peer_write(r->peer, p + 6, n - 6, true);
+        else
+            tls_peer_write(r->peer, p, n, false);
+        pump(r);
+        return;
+    }
+#endif
+    give(r, p, n);
+    pump(r);
+}
+
 /* "334 @TEXT\n": the challenge built from TEXT (see the file's comment). */
-static void feed_challenge(struct run *r, const char *text, size_t n, size_t piece)
+static void send_challenge(struct run *r, const char *text, size_t n)
 {
     char plain[2048];
     size_t o = 0;
@@ -169,15 +297,18 @@ static void feed_challenge(struct run *r, const char *text, size_t n, size_t pie
     size_t len = 4 + b64_encode((const unsigned char *)plain, o, line + 4, sizeof line - 6);
     line[len++] = '\r';
     line[len++] = '\n';
-    feed(r, line, len, piece);
+    send_line(r, line, len);
 }
 
+/* FUZZ_SESSION_LOG=1 in the environment prints the session's log, for
+ * whoever writes a seed and wants to see how far it gets. */
 static void on_log(void *user, hato_log_level level, const char *line)
 {
-    (void)user;
     (void)level;
     if (strlen(line) > 1u << 20)
         abort();
+    if (*(const bool *)user)
+        fprintf(stderr, "log: %s\n", line);
 }
 
 /* A reader handing out the content in odd-sized pieces. */
@@ -241,6 +372,8 @@ static void touch_results(struct run *r, hato_message *m)
         hato_error_reply_code(e);
         if (strlen(hato_error_message(e)) == 0)
             abort(); /* every failure has one line for a person */
+        if (getenv("FUZZ_SESSION_LOG") != NULL)
+            fprintf(stderr, "error: %s\n", hato_error_message(e));
         const char *t = hato_error_server_text(e);
         const char *enh = hato_error_enhanced_code(e);
         if (t != NULL)
@@ -260,14 +393,63 @@ static void touch_results(struct run *r, hato_message *m)
     hato_message_sent(m);
 }
 
+#ifdef FUZZ_SESSION_TLS
+/* The fixture's certificate and key as files, for the client's trust
+ * anchor and its own certificate: written once per process. */
+static const char *fixture_path(const char *tag, const char *pem)
+{
+    const char *dir = getenv("TMPDIR");
+    char *path = malloc(512);
+    if (path == NULL)
+        abort();
+    snprintf(path, 512, "%s/hato-fuzz-%s-XXXXXX", dir ? dir : "/tmp", tag);
+    int fd = mkstemp(path);
+    size_t n = strlen(pem);
+    if (fd < 0 || write(fd, pem, n) != (ssize_t)n || close(fd) != 0)
+        abort();
+    return path; /* lives as long as the process; fuzz_cleanup removes it */
+}
+
+static const char *cert_file, *key_file;
+
+static void fuzz_cleanup(void)
+{
+    unlink(cert_file);
+    unlink(key_file);
+}
+
+/* Byte 2's bits 1-3. */
+static void set_tls_mode(hato_options *o, unsigned mode)
+{
+    static const hato_tls_level levels[8] = {
+        HATO_TLS_MAY,     /* STARTTLS when offered: plain text otherwise */
+        HATO_TLS_ENCRYPT, /* STARTTLS, any certificate */
+        HATO_TLS_VERIFY,  /* STARTTLS, the fixture as trust anchor */
+        HATO_TLS_VERIFY,  /* ... expecting another name: fails verification */
+        HATO_TLS_FINGERPRINT, /* STARTTLS, the fixture's digest pinned */
+        HATO_TLS_ENCRYPT, /* implicit TLS */
+        HATO_TLS_VERIFY,  /* implicit TLS, verified */
+        HATO_TLS_ENCRYPT, /* implicit TLS 1.3 only: fails on a 1.2 server */
+    };
+    hato_options_set_tls_level(o, levels[mode]);
+    hato_options_set_tls_wrapper(o, mode >= 5);
+    hato_options_set_ca_file(o, cert_file);
+    if (mode == 3)
+        hato_options_set_tls_server_name(o, "other.example");
+    if (mode == 4)
+        hato_options_add_tls_fingerprint(o, false, tls_peer_cert_sha256);
+    if (mode == 7)
+        hato_options_set_tls_min_version(o, HATO_TLS_V1_3);
+}
+#endif
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 2)
+    if (size < 3)
         return 0;
-    uint8_t setup = data[0], how = data[1];
-    size_t piece = 1 + (how & 0x3f) * 4;
-    const char *in = (const char *)data + 2;
-    size_t left = size - 2;
+    uint8_t setup = data[0], how = data[1], more = data[2];
+    const char *in = (const char *)data + 3;
+    size_t left = size - 3;
 
     if (big[0] == '\0') {
         /* Lines of 78 characters, with a dot line now and then. */
@@ -279,24 +461,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (o == NULL)
         abort();
     hato_options_set_relay(o, "relay.example", 25);
-    hato_options_set_tls_level(o, HATO_TLS_NONE);
     hato_options_set_helo_name(o, "client.example");
-    hato_options_set_log(o, on_log, NULL, HATO_LOG_TRACE);
-    const char *mech = mechanisms[setup & 7];
+    static bool print_log;
+    print_log = getenv("FUZZ_SESSION_LOG") != NULL;
+    hato_options_set_log(o, on_log, &print_log, HATO_LOG_TRACE);
+    const char *mech = mechanisms[(setup & 7) | (more & 1) << 3];
     if (mech != NULL) {
         hato_options_set_credentials(o, "alice", "secret");
         hato_options_set_sasl_mechanisms(o, mech);
-        hato_options_set_sasl_security(o, 0, 0); /* plain text allowed: no TLS here */
     }
+#ifdef FUZZ_SESSION_TLS
+    if (cert_file == NULL) {
+        cert_file = fixture_path("cert", tls_peer_cert_pem);
+        key_file = fixture_path("key", tls_peer_key_pem);
+        atexit(fuzz_cleanup);
+    }
+    set_tls_mode(o, (more >> 1) & 7);
+    if (more & 0x20)
+        hato_options_set_client_cert(o, cert_file, key_file);
+    hato_options_set_sasl_security(o, 0, more & 0x40 ? HATO_SASL_NOPLAINTEXT : 0);
+    tls_peer_options peer_opt = {.tls12_only = more & 0x10, .ask_client_cert = more & 0x20};
+#else
+    hato_options_set_tls_level(o, HATO_TLS_NONE);
+    hato_options_set_sasl_security(o, 0, 0); /* plain text allowed: no TLS here */
+#endif
     if (setup & 0x08)
         hato_options_set_keep_alive(o, 10000);
 
     struct reader rd1, rd2;
     hato_message *m1 = make_message(setup, &rd1), *m2 = NULL;
-    struct run r = {.s = hato_session_new(o, m1, "192.0.2.1")};
+    struct run r = {.s = hato_session_new(o, m1, "192.0.2.1"), .piece = 1 + (how & 0x3f) * 4};
     if (r.s == NULL)
         abort();
-    drain(&r);
+#ifdef FUZZ_SESSION_TLS
+    if ((r.peer = tls_peer_new(&peer_opt)) == NULL)
+        abort();
+#endif
+    take_output(&r);
+    pump(&r);
     hato_message *current = m1;
     while (left > 0 && !(hato_session_want(r.s) & HATO_WANT_DONE && !hato_session_idle(r.s))) {
         const char *nl = memchr(in, '\n', left);
@@ -305,9 +507,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t tn = n - 5;
             while (tn > 0 && (in[5 + tn - 1] == '\n' || in[5 + tn - 1] == '\r'))
                 tn--;
-            feed_challenge(&r, in + 5, tn, piece);
+            send_challenge(&r, in + 5, tn);
         } else {
-            feed(&r, in, n, piece);
+            send_line(&r, in, n);
         }
         in += n;
         left -= n;
@@ -318,12 +520,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (hato_session_next(r.s, m2) != HATO_OK)
                 abort();
             current = m2;
-            drain(&r);
+            take_output(&r);
+            pump(&r);
         }
     }
     if (hato_session_idle(r.s)) {
         hato_session_quit(r.s);
-        drain(&r);
+        take_output(&r);
+        pump(&r);
     }
     if (!(hato_session_want(r.s) & HATO_WANT_DONE)) {
         hato_session_timeout(r.s);
@@ -332,10 +536,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 2: hato_session_io_failed(r.s, "Connection reset by peer"); break;
         default: hato_session_input_eof(r.s); break;
         }
-        drain(&r);
+        take_output(&r);
     }
     touch_results(&r, current);
     hato_session_free(r.s);
+#ifdef FUZZ_SESSION_TLS
+    tls_peer_free(r.peer);
+#endif
     hato_message_free(m1);
     hato_message_free(m2);
     hato_options_free(o);
