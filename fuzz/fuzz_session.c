@@ -24,9 +24,10 @@
  *
  * A line "334 @TEXT" is sent as "334 " + base64(TEXT) with every "%N" in
  * TEXT replaced by the client's SCRAM nonce (from its client-first
- * message): a fuzzer cannot guess a random nonce or write base64 around
- * it, and without this the SCRAM paths beyond the first challenge would
- * never run.  In fuzz_session_tls, once the handshake is done, each line
+ * message) and every "%V" by the SCRAM server signature the harness
+ * computes (struct scram_watch): a fuzzer cannot guess a random nonce,
+ * compute a signature or write base64 around them, and without this the
+ * SCRAM paths beyond the first challenge would never run.  In fuzz_session_tls, once the handshake is done, each line
  * goes through the server's TLS; three directives reach what a line
  * cannot:
  *   "!raw TEXT"   TEXT with each '|' made CRLF (the line's own end is
@@ -39,6 +40,10 @@
  * Every other line goes as it is.
  */
 #include <stdio.h>
+
+#include <mbedtls/md.h>
+#include <mbedtls/pkcs5.h>
+#include <mbedtls/version.h>
 
 #include "fuzz.h"
 #include "hato.h"
@@ -99,11 +104,26 @@ enum wire {
     WIRE_BROKEN,    /* the peer's handshake failed: lines go raw */
 };
 
-/* The run's state: what the client wrote last matters for the nonce. */
+/* What the harness follows of a SCRAM exchange (RFC 5802 section 3), so
+ * that it can play the server's part: the nonce for "%N", and for "%V"
+ * the server signature over the three messages, computed from the
+ * password the harness gave hato.  Without the signature every SCRAM run
+ * would end at hato's (correct) refusal of a server that cannot prove it
+ * knows the password. */
+struct scram_watch {
+    mbedtls_md_type_t md;         /* from the AUTH line; NONE: no SCRAM yet */
+    bool want_first;              /* AUTH without an initial response */
+    bool want_final;              /* server-first sent: the next line is client-final */
+    char nonce[256];              /* the client's nonce */
+    char client_first_bare[1024]; /* client-first without its GS2 header */
+    char server_first[2048];      /* as the harness sent it */
+    char client_final_bare[1024]; /* client-final without ",p=proof" */
+};
+
+/* The run's state: what the client wrote last matters for SCRAM. */
 struct run {
     hato_session *s;
-    char nonce[256];      /* the client's SCRAM nonce, once seen */
-    bool after_scram;     /* the last AUTH line was SCRAM without a response */
+    struct scram_watch scram;
     size_t written;
     size_t piece;         /* the largest piece given to the client at once */
     enum wire wire;
@@ -112,42 +132,103 @@ struct run {
 #endif
 };
 
-/* Looks for the SCRAM client-first message in one line of client output:
- * "AUTH SCRAM-SHA-1 <b64>" or, without an initial response, the next line.
- * The -PLUS variants' message starts the same way. */
-static void look_for_nonce(struct run *r, const char *line, size_t n)
+static void copy_text(char *dst, size_t cap, const char *src, size_t n)
 {
-    const char *b = NULL;
-    size_t bn = 0;
-    if (n > 16 && memcmp(line, "AUTH SCRAM-SHA-", 15) == 0) {
-        const char *sp = memchr(line + 5, ' ', n - 5);
-        if (sp == NULL) {
-            r->after_scram = true;
-            return;
-        }
-        b = sp + 1;
-        bn = (size_t)(line + n - b);
-    } else if (r->after_scram) {
-        b = line;
-        bn = n;
-    }
-    r->after_scram = false;
-    if (b == NULL)
-        return;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Follows one line of client output for SCRAM: "AUTH SCRAM-SHA-1[-PLUS]
+ * <b64>" or, without an initial response, the next line (client-first);
+ * the line after the server-first challenge (client-final). */
+static void watch_scram(struct run *r, const char *line, size_t n)
+{
+    struct scram_watch *w = &r->scram;
     char msg[1024];
-    b64_decode(b, bn, msg, sizeof msg);
+    if (n > 16 && memcmp(line, "AUTH SCRAM-SHA-", 15) == 0) {
+        w->md = memcmp(line + 15, "256", 3) == 0 ? MBEDTLS_MD_SHA256 : MBEDTLS_MD_SHA1;
+        w->want_final = false;
+        const char *sp = memchr(line + 5, ' ', n - 5);
+        w->want_first = sp == NULL;
+        if (sp == NULL)
+            return;
+        b64_decode(sp + 1, (size_t)(line + n - sp - 1), msg, sizeof msg);
+    } else if (w->want_first) {
+        w->want_first = false;
+        b64_decode(line, n, msg, sizeof msg);
+    } else if (w->want_final) {
+        w->want_final = false;
+        b64_decode(line, n, msg, sizeof msg);
+        const char *proof = strstr(msg, ",p=");
+        copy_text(w->client_final_bare, sizeof w->client_final_bare, msg,
+                  proof ? (size_t)(proof - msg) : strlen(msg));
+        return;
+    } else {
+        return;
+    }
+    /* gs2-header "n,," / "y,," / "p=tls-exporter,,": the bare message
+     * follows its second comma. */
+    const char *c1 = strchr(msg, ',');
+    const char *bare = c1 ? strchr(c1 + 1, ',') : NULL;
+    copy_text(w->client_first_bare, sizeof w->client_first_bare, bare ? bare + 1 : "",
+              bare ? strlen(bare + 1) : 0);
     const char *rn = strstr(msg, ",r=");
     if (rn == NULL)
         return;
     rn += 3;
-    size_t k = strcspn(rn, ",");
-    if (k >= sizeof r->nonce)
-        k = sizeof r->nonce - 1;
-    memcpy(r->nonce, rn, k);
-    r->nonce[k] = '\0';
+    copy_text(w->nonce, sizeof w->nonce, rn, strcspn(rn, ","));
 }
 
-/* The client's plaintext, line by line, for the nonce. */
+/* The server signature, base64, into out; "" when the exchange so far does
+ * not allow one (no salt, absurd iteration count). */
+static void scram_server_signature(const struct scram_watch *w, char *out, size_t cap)
+{
+    out[0] = '\0';
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(w->md);
+    const char *s = strstr(w->server_first, ",s=");
+    const char *i = strstr(w->server_first, ",i=");
+    if (md == NULL || s == NULL || i == NULL)
+        return;
+    long iterations = strtol(i + 3, NULL, 10);
+    if (iterations < 1 || iterations > 100000)
+        return;
+    char salt[256];
+    size_t salt_len = b64_decode(s + 3, strcspn(s + 3, ","), salt, sizeof salt);
+    static const char password[] = "secret"; /* as given to hato below */
+    unsigned char salted[MBEDTLS_MD_MAX_SIZE], server_key[MBEDTLS_MD_MAX_SIZE],
+        signature[MBEDTLS_MD_MAX_SIZE];
+    unsigned len = mbedtls_md_get_size(md);
+#if MBEDTLS_VERSION_MAJOR >= 3
+    if (mbedtls_pkcs5_pbkdf2_hmac_ext(w->md, (const unsigned char *)password, sizeof password - 1,
+                                      (const unsigned char *)salt, salt_len,
+                                      (unsigned)iterations, len, salted) != 0)
+        return;
+#else
+    mbedtls_md_context_t ctx;
+    mbedtls_md_init(&ctx);
+    int rc = mbedtls_md_setup(&ctx, md, 1);
+    if (rc == 0)
+        rc = mbedtls_pkcs5_pbkdf2_hmac(&ctx, (const unsigned char *)password, sizeof password - 1,
+                                       (const unsigned char *)salt, salt_len,
+                                       (unsigned)iterations, len, salted);
+    mbedtls_md_free(&ctx);
+    if (rc != 0)
+        return;
+#endif
+    char auth[4200];
+    int an = snprintf(auth, sizeof auth, "%s,%s,%s", w->client_first_bare, w->server_first,
+                      w->client_final_bare);
+    if (an < 0 || (size_t)an >= sizeof auth)
+        return;
+    if (mbedtls_md_hmac(md, salted, len, (const unsigned char *)"Server Key", 10, server_key) != 0 ||
+        mbedtls_md_hmac(md, server_key, len, (const unsigned char *)auth, (size_t)an, signature) != 0)
+        return;
+    b64_encode(signature, len, out, cap);
+}
+
+/* The client's plaintext, line by line, for SCRAM. */
 static void scan_client_text(struct run *r, const char *p, size_t left)
 {
     while (left > 0) {
@@ -155,15 +236,15 @@ static void scan_client_text(struct run *r, const char *p, size_t left)
         size_t ln = nl ? (size_t)(nl - p) : left;
         size_t lc = ln > 0 && p[ln - 1] == '\r' ? ln - 1 : ln;
         if (lc < 2048)
-            look_for_nonce(r, p, lc);
+            watch_scram(r, p, lc);
         ln += nl ? 1 : 0;
         p += ln;
         left -= ln;
     }
 }
 
-/* Takes everything the session wants written: plaintext is scanned for the
- * nonce, ciphertext goes to the TLS peer. */
+/* Takes everything the session wants written: plaintext is watched for
+ * SCRAM, ciphertext goes to the TLS peer. */
 static void take_output(struct run *r)
 {
     for (int guard = 0; guard < 100000 && (hato_session_want(r->s) & HATO_WANT_WRITE); guard++) {
@@ -279,19 +360,32 @@ static void send_line(struct run *r, const char *p, size_t n)
 /* "334 @TEXT\n": the challenge built from TEXT (see the file's comment). */
 static void send_challenge(struct run *r, const char *text, size_t n)
 {
-    char plain[2048];
+    struct scram_watch *w = &r->scram;
+    char plain[2048], signature[128];
     size_t o = 0;
     for (size_t i = 0; i < n && o + 1 < sizeof plain; i++) {
+        const char *put = NULL;
         if (text[i] == '%' && i + 1 < n && text[i + 1] == 'N') {
-            size_t k = strlen(r->nonce);
-            if (k > sizeof plain - 1 - o)
-                k = sizeof plain - 1 - o;
-            memcpy(plain + o, r->nonce, k);
-            o += k;
-            i++;
+            put = w->nonce;
+        } else if (text[i] == '%' && i + 1 < n && text[i + 1] == 'V') {
+            scram_server_signature(w, signature, sizeof signature);
+            put = signature;
         } else {
             plain[o++] = text[i];
+            continue;
         }
+        size_t k = strlen(put);
+        if (k > sizeof plain - 1 - o)
+            k = sizeof plain - 1 - o;
+        memcpy(plain + o, put, k);
+        o += k;
+        i++;
+    }
+    /* A server-first message: kept for the signature, and the client's
+     * next line is its client-final. */
+    if (o > 2 && memcmp(plain, "r=", 2) == 0) {
+        copy_text(w->server_first, sizeof w->server_first, plain, o);
+        w->want_final = true;
     }
     char line[4096] = "334 ";
     size_t len = 4 + b64_encode((const unsigned char *)plain, o, line + 4, sizeof line - 6);

@@ -350,6 +350,8 @@ static void step_failure(const sasl_exchange *x, int rc, char *err,
         text = "the server's SCRAM nonce does not extend the client's";
     else if (rc == GSASL_MECHANISM_CALLED_TOO_MANY_TIMES)
         text = "the server sent a challenge after the exchange was over";
+    else if (rc == GSASL_MECHANISM_PARSE_ERROR)
+        text = "the server's challenge is not what this mechanism expects at this step";
     else if (rc == GSASL_NO_PASSWORD || rc == GSASL_NO_AUTHID)
         text = "no user name or password for this server";
     if (text != NULL) {
@@ -357,7 +359,7 @@ static void step_failure(const sasl_exchange *x, int rc, char *err,
         return;
     }
     /* Messages are lower case without a final period (STYLE.md);
-     * libgsasl's have both. */
+     * libgsasl's have both.  An acronym ("SASL ...") keeps its case. */
     text = gsasl_strerror(rc);
     size_t len = text != NULL ? strlen(text) : 0;
     if (len > 0 && text[len - 1] == '.')
@@ -366,8 +368,9 @@ static void step_failure(const sasl_exchange *x, int rc, char *err,
         set_err(err, errlen, "libgsasl error %d", rc);
         return;
     }
-    first = text[0] >= 'A' && text[0] <= 'Z' ? (char)(text[0] - 'A' + 'a')
-                                               : text[0];
+    bool acronym = len > 1 && text[1] >= 'A' && text[1] <= 'Z';
+    first = text[0] >= 'A' && text[0] <= 'Z' && !acronym ? (char)(text[0] - 'A' + 'a')
+                                                          : text[0];
     set_err(err, errlen, "%c%.*s (libgsasl)", first, (int)(len - 1), text + 1);
 }
 
