@@ -28,6 +28,9 @@ files_of() {
                       src/session/session.c src/sasl/select.c src/sasl/sasl_gsasl.c \
                       src/sasl/oauth.c src/message/message.c src/message/params.c \
                       src/message/body.c src/reply/reply.c src/reply/ehlo.c ;;
+        session_tls) echo src/session/smtp.c src/session/auth.c src/session/transaction.c \
+                      src/session/session.c src/sasl/select.c src/sasl/sasl_gsasl.c \
+                      src/sasl/oauth.c src/tls/tls_mbedtls.c src/tls/state.c ;;
         headers) echo src/program/headers.c ;;
         config) echo src/program/config.c ;;
         maps) echo src/program/maps.c ;;
@@ -39,7 +42,7 @@ files_of() {
     esac
 }
 
-targets=${*:-reply ehlo mx session headers config maps envelope creds queue smtpd}
+targets=${*:-reply ehlo mx session session_tls headers config maps envelope creds queue smtpd}
 # Only the targets: the rest of the tree is not needed here.
 # shellcheck disable=SC2046
 ninja -C "$build" $(for t in $targets; do printf 'fuzz/fuzz_%s ' "$t"; done) >/dev/null

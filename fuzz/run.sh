@@ -15,12 +15,16 @@
 #             (executions, edges "cov:", features "ft:", corpus size)
 #
 # Afterwards fuzz/coverage.sh TARGET reports line coverage of the corpus,
-# and "fuzz/run.sh TARGET 0" only prints the corpus' coverage figures.
+# "fuzz/run.sh TARGET 0" only prints the corpus' coverage figures, and
+# "fuzz/run.sh TARGET merge" adds to the committed seeds (fuzz/corpus/TARGET)
+# each input of the run's corpus that reaches something they do not
+# (libFuzzer's -merge=1), so that the next run, on any machine, starts
+# where this one stopped: commit the new files.
 # A finding is made a regression input by copying it to
 # fuzz/regressions/TARGET/ once fixed (docs/testing.md, "Fuzzing").
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-[ $# -ge 2 ] || { sed -n '2,20s/^# \{0,1\}//p' "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,24s/^# \{0,1\}//p' "$0"; exit 2; }
 target=$1 hours=$2
 jobs=${3:-$(nproc)}
 build=${FUZZ_BUILD:-$top/build-fuzz}
@@ -49,6 +53,14 @@ export TMPDIR
 common="-timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
         -artifact_prefix=$artifacts/$target-"
 
+if [ "$hours" = merge ]; then
+    before=$(ls "$top/fuzz/corpus/$target" | wc -l)
+    # shellcheck disable=SC2086
+    "$exe" $common -merge=1 "$top/fuzz/corpus/$target" "$corpus" >"$log.merge" 2>&1 ||
+        { tail -5 "$log.merge" >&2; exit 1; }
+    echo "run.sh: fuzz/corpus/$target: $before seeds, now $(ls "$top/fuzz/corpus/$target" | wc -l)"
+    exit 0
+fi
 if [ "$seconds" -eq 0 ]; then
     # shellcheck disable=SC2086
     exec "$exe" $common -runs=0 "$corpus" "$top/fuzz/corpus/$target"
