@@ -38,11 +38,12 @@ files_of() {
         creds) echo src/program/creds.c ;;
         queue) echo src/program/queue.c src/program/dsn.c ;;
         smtpd) echo src/program/smtpd.c ;;
+        input) echo src/program/input.c src/program/content.c ;;
         *) echo "coverage.sh: unknown target $1" >&2; exit 2 ;;
     esac
 }
 
-targets=${*:-reply ehlo mx session session_tls headers config maps envelope creds queue smtpd}
+targets=${*:-reply ehlo mx session session_tls headers config maps envelope creds queue smtpd input}
 # Only the targets: the rest of the tree is not needed here.
 # shellcheck disable=SC2046
 ninja -C "$build" $(for t in $targets; do printf 'fuzz/fuzz_%s ' "$t"; done) >/dev/null

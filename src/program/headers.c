@@ -51,14 +51,23 @@ static bool is_empty_line(const char *s, size_t n)
 bool headers_find_end(const char *buf, size_t len, bool eof, size_t *header_len,
                       bool *need_separator)
 {
-    size_t pos = 0;
+    size_t from = 0;
+    return headers_find_end_from(buf, len, eof, &from, header_len, need_separator);
+}
+
+bool headers_find_end_from(const char *buf, size_t len, bool eof, size_t *from,
+                           size_t *header_len, bool *need_separator)
+{
+    size_t pos = *from;
     *need_separator = false;
     while (pos < len) {
         size_t n = line_len(buf + pos, len - pos);
         bool partial = n == 0;
         if (partial) {
-            if (!eof)
+            if (!eof) {
+                *from = pos;
                 return false;
+            }
             n = len - pos;
         }
         const char *s = buf + pos;
@@ -74,8 +83,10 @@ bool headers_find_end(const char *buf, size_t len, bool eof, size_t *header_len,
         }
         pos += n;
     }
-    if (!eof)
+    if (!eof) {
+        *from = pos;
         return false;
+    }
     *header_len = len;
     return true;
 }
@@ -563,8 +574,10 @@ size_t headers_format_from(char *buf, size_t cap, const char *display, const cha
 /* ------------------------------------------------------------------ */
 /* The single-dot line                                                */
 
-/* Zero is "at the start of a line", so a zeroed struct starts right. */
-enum { DOT_START = 0, DOT_MID, DOT_SEEN, DOT_SEEN_CR };
+/* Zero is "at the start of a line", so a zeroed struct starts right.
+ * DOT_OWE_CR: a held-back ".\r" turned out to be text and its '.' went
+ * out; the '\r' goes next, before the byte that decided it. */
+enum { DOT_START = 0, DOT_MID, DOT_SEEN, DOT_SEEN_CR, DOT_OWE_CR };
 
 size_t headers_dot_filter(struct headers_dot *d, const char *in, size_t inlen, size_t *used,
                           char *out, size_t cap)
@@ -599,18 +612,20 @@ size_t headers_dot_filter(struct headers_dot *d, const char *in, size_t inlen, s
                 d->state = DOT_MID;
             }
             break;
-        default: /* DOT_SEEN_CR */
+        case DOT_SEEN_CR:
             if (c == '\n') {
                 d->ended = true;
                 i++;
-            } else if (cap - o >= 2) {
-                out[o++] = '.';
-                out[o++] = '\r';
-                d->state = DOT_MID;
             } else {
-                *used = i;
-                return o;
+                /* One byte at a time: with room for one, writing ".\r"
+                 * together never fitted and the reader never moved on. */
+                out[o++] = '.';
+                d->state = DOT_OWE_CR;
             }
+            break;
+        default: /* DOT_OWE_CR */
+            out[o++] = '\r';
+            d->state = DOT_MID;
             break;
         }
     }

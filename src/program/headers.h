@@ -27,6 +27,12 @@
  * more input is needed (only when !eof). */
 bool headers_find_end(const char *buf, size_t len, bool eof, size_t *header_len,
                       bool *need_separator);
+/* The same, going on where an earlier call on a prefix of buf stopped:
+ * *from is 0 at first, and a call that returns false sets it to the start
+ * of the line it could not decide yet.  A section read piece by piece is
+ * then scanned once, not once per piece. */
+bool headers_find_end_from(const char *buf, size_t len, bool eof, size_t *from,
+                           size_t *header_len, bool *need_separator);
 
 struct headers_info {
     bool has_date;
@@ -92,7 +98,9 @@ size_t headers_format_from(char *buf, size_t cap, const char *display, const cha
  * a zeroed struct.  Copies from in to out (at most cap bytes), sets *used
  * to the input consumed, and returns the bytes written; once the line is
  * seen, ended is set and nothing more is copied.  A "." held back at the
- * end of in is decided by the next call; at end of input it is dropped. */
+ * end of in is decided by the next call; at end of input it is dropped.
+ * Each call with inlen and cap above zero consumes or writes something,
+ * so a reader's loop over it always moves on. */
 struct headers_dot {
     int state;
     bool ended;

@@ -99,10 +99,16 @@ int read_header_section(struct program *pg)
     size_t cap = 0;
     bool eof = false, need_sep = false;
     size_t hlen = 0;
+    /* The end is looked for again only when a line was completed (or the
+     * input ended), from the first line not yet decided: standard input
+     * that comes a few bytes per read(2) -- or -bs's DATA in small
+     * segments -- once cost a scan of the whole section per read. */
+    size_t scanned = 0;
+    bool look = false;
 
     for (;;) {
-        if (pg->hbuf_len > 0 &&
-            headers_find_end(pg->hbuf, pg->hbuf_len, eof, &hlen, &need_sep))
+        if (look && pg->hbuf_len > 0 &&
+            headers_find_end_from(pg->hbuf, pg->hbuf_len, eof, &scanned, &hlen, &need_sep))
             break;
         if (eof) { /* empty input */
             hlen = 0;
@@ -132,6 +138,7 @@ int read_header_section(struct program *pg)
         }
         if (r == 0)
             eof = true;
+        look = eof || memchr(pg->hbuf + pg->hbuf_len, '\n', (size_t)r) != NULL;
         pg->hbuf_len += (size_t)r;
     }
 

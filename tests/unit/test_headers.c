@@ -245,6 +245,22 @@ static void test_find_end(void)
     CHECK(headers_find_end(m, strlen(m), false, &hl, &sep));
     CHECK_INT(hl, 0);
     CHECK(sep);
+    /* Resumed piece by piece (input.c): the same answers as the whole, a
+     * continuation line after the resume point still belongs to its field. */
+    static const char *const pieces[] = {"Subject: x\n folded\nTo: y\n\nbody\n",
+                                         "Subject: x\n folded\nbody line\n", "A: b\nC: d"};
+    for (size_t k = 0; k < 3; k++) {
+        m = pieces[k];
+        size_t len = strlen(m), whole_hl = 0, from = 0, at = 0;
+        bool whole_sep = false, found = false;
+        CHECK(headers_find_end(m, len, true, &whole_hl, &whole_sep));
+        for (at = 1; at <= len && !found; at++)
+            found = headers_find_end_from(m, at, false, &from, &hl, &sep);
+        if (!found)
+            CHECK(headers_find_end_from(m, len, true, &from, &hl, &sep));
+        CHECK_INT(hl, whole_hl);
+        CHECK(sep == whole_sep);
+    }
 }
 
 static void test_format(void)
@@ -287,6 +303,9 @@ static const char *dot(const char *in, size_t step, size_t cap)
         size_t piece = len - pos < step ? len - pos : step;
         size_t used;
         size_t n = headers_dot_filter(&d, in + pos, piece, &used, tmp, cap);
+        CHECK(used > 0 || n > 0); /* else the program's reader loops forever */
+        if (used == 0 && n == 0)
+            break;
         memcpy(out + o, tmp, n);
         o += n;
         pos += used;
@@ -298,7 +317,11 @@ static const char *dot(const char *in, size_t step, size_t cap)
 static void test_dot(void)
 {
     for (size_t step = 1; step <= 8; step++) {
-        for (size_t cap = 2; cap <= 8; cap += 3) {
+        /* cap 1: a held-back ".\r" followed by text once never fitted
+         * and the filter made no progress (fuzz_input). */
+        static const size_t caps[] = {1, 2, 5, 8};
+        for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+            size_t cap = caps[k];
             CHECK_STR(dot("a\n.\nafter\n", step, cap), "a\n");
             CHECK_STR(dot("a\r\n.\r\nafter\r\n", step, cap), "a\r\n");
             CHECK_STR(dot(".\n", step, cap), "");
@@ -307,6 +330,7 @@ static void test_dot(void)
             CHECK_STR(dot("a.\n.\rx\n", step, cap), "a.\n.\rx\n");
             CHECK_STR(dot("no end", step, cap), "no end");
             CHECK_STR(dot("end\n.", step, cap), "end\n");
+            CHECK_STR(dot(".\rX\n.\r\r\n.\r", step, cap), ".\rX\n.\r\r\n");
         }
     }
 }
