@@ -29,8 +29,9 @@
  * read_header_section (a section whose end is known within
  * HEADERS_MAX_SECTION bytes is read, a read error before its end is
  * EX_IOERR, every failure says why); then the reader's whole output, byte
- * for byte: the added Date, Message-ID and From lines (one line each, in
- * the section's line ending), the section with exactly its Bcc and
+ * for byte: the added Date, Message-ID and From fields (From folded when
+ * its name is long; every line in the section's line ending and within
+ * 998 characters), the section with exactly its Bcc and
  * Resent-Bcc fields gone, the separator when one is needed, the rest of
  * the input unchanged, and -1 with the errno kept exactly when the error
  * was reached.  Standard input is never read again after EOF or an error.
@@ -221,25 +222,30 @@ static size_t first_empty_line(const char *s, size_t n)
     return n;
 }
 
-/* One added line at out[*at]: starts with prefix, holds no CR or LF but
- * its own line end eol. */
+/* One added field at out[*at]: starts with prefix; each of its lines (the
+ * first, then any folded ones, which start with a space) ends with eol,
+ * holds no other CR or LF and at most 998 characters (RFC 5322 2.1.1). */
 static void added_line(const char *out, size_t len, size_t *at, const char *prefix,
                        const char *eol)
 {
     size_t p = strlen(prefix), e = strlen(eol);
     if (len - *at < p || memcmp(out + *at, prefix, p) != 0)
         abort();
-    const char *nl = memchr(out + *at, '\n', len - *at);
-    if (nl == NULL)
-        abort();
-    size_t end = (size_t)(nl - out) + 1;
-    if (end - *at < p + e || memcmp(out + end - e, eol, e) != 0)
-        abort();
-    if (memchr(out + *at, '\r', end - e - *at) != NULL) /* no header injection */
-        abort();
-    if (has_8bit(out + *at, end - *at)) /* a display name is RFC 2047-encoded */
-        abort();
-    *at = end;
+    do {
+        const char *nl = memchr(out + *at, '\n', len - *at);
+        if (nl == NULL)
+            abort();
+        size_t end = (size_t)(nl - out) + 1;
+        if (end - *at < e || memcmp(out + end - e, eol, e) != 0)
+            abort();
+        if (memchr(out + *at, '\r', end - e - *at) != NULL) /* no header injection */
+            abort();
+        if (end - e - *at > 998)
+            abort();
+        if (has_8bit(out + *at, end - *at)) /* a display name is RFC 2047-encoded */
+            abort();
+        *at = end;
+    } while (*at < len && out[*at] == ' ');
 }
 
 static bool same_scan(const struct content_scan *a, const struct content_scan *b)

@@ -503,7 +503,11 @@ static void out_str(struct out *o, const char *s)
 
 /* RFC 2047 "B" encoded-words, each under 76 characters (section 2), split
  * only between UTF-8 characters (section 5, rule 3). */
-static void out_encoded(struct out *o, const unsigned char *s, size_t n)
+/* Encoded words of at most 45 bytes (72 characters), one a line: each
+ * after the first on a folded line of its own, so that a long name stays
+ * within RFC 5322's 78-character line (the white space between encoded
+ * words is dropped when they are decoded, RFC 2047 section 6.2). */
+static void out_encoded(struct out *o, const unsigned char *s, size_t n, const char *eol)
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t i = 0;
@@ -513,8 +517,10 @@ static void out_encoded(struct out *o, const unsigned char *s, size_t n)
             take--;
         if (take == 0)
             take = n - i < 45 ? n - i : 45;
-        if (i > 0)
+        if (i > 0) {
+            out_str(o, eol);
             out_str(o, " ");
+        }
         out_str(o, "=?UTF-8?B?");
         for (size_t k = 0; k < take; k += 3) {
             unsigned v = (unsigned)s[i + k] << 16;
@@ -548,7 +554,7 @@ size_t headers_format_from(char *buf, size_t cap, const char *display, const cha
                 plain = false;
         }
         if (!ascii) {
-            out_encoded(&o, (const unsigned char *)display, strlen(display));
+            out_encoded(&o, (const unsigned char *)display, strlen(display), eol);
         } else if (plain && display[0] != ' ') {
             out_str(&o, display);
         } else {
@@ -568,7 +574,20 @@ size_t headers_format_from(char *buf, size_t cap, const char *display, const cha
         out_str(&o, address);
     }
     out_str(&o, eol);
-    return o.over ? 0 : o.len;
+    if (o.over)
+        return 0;
+    /* RFC 5322 2.1.1: no line over 998 characters.  An encoded name is
+     * folded above; an ASCII name that long (a -F of a thousand
+     * characters) is not worth folding: 0, and the caller writes the
+     * address alone. */
+    for (const char *line = buf; *line != '\0';) {
+        size_t n = strcspn(line, "\r\n");
+        if (n > 998)
+            return 0;
+        line += n;
+        line += strspn(line, "\r\n");
+    }
+    return o.len;
 }
 
 /* ------------------------------------------------------------------ */

@@ -90,7 +90,9 @@ size_t headers_format_message_id(char *buf, size_t cap, time_t t, pid_t pid,
 
 /* "From: Display Name <address>" plus eol (just the address when display is
  * NULL or empty).  The display name is quoted when it holds specials and
- * RFC 2047-encoded when it holds non-ASCII bytes. */
+ * RFC 2047-encoded when it holds non-ASCII bytes, one encoded word a line
+ * (folded with eol).  0 when it does not fit, or when a line would be
+ * longer than RFC 5322's 998 characters. */
 size_t headers_format_from(char *buf, size_t cap, const char *display, const char *address,
                            const char *eol);
 

@@ -172,9 +172,9 @@ static int run(struct program *pg, int argc, char **argv)
     /* Refused before spooling: a queued message the library cannot send
      * would wait in the queue until it expires. */
     if (pg->nrcpts > HATO_MAX_RECIPIENTS) {
-        say("too many recipients: %zu; hato sends at most %d in one message (after alias "
+        say("too many recipients: %s%zu; hato sends at most %d in one message (after alias "
             "expansion); the message was NOT accepted: send it as several messages",
-            pg->nrcpts, HATO_MAX_RECIPIENTS);
+            pg->nrcpts_over > 0 ? "more than " : "", pg->nrcpts, HATO_MAX_RECIPIENTS);
         return pg->args.extract ? EX_DATAERR : EX_USAGE;
     }
 

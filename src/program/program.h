@@ -40,6 +40,7 @@ struct program {
 
     char **rcpts;          /* qualified envelope recipients, owned */
     size_t nrcpts, rcpts_cap;
+    size_t nrcpts_over;    /* addresses past HATO_MAX_RECIPIENTS + 1, not kept */
     size_t nparsed;        /* addresses seen, duplicates included */
     char *sender;          /* envelope sender, owned; "" is <> */
     char *user;            /* the invoking user's login name, owned */

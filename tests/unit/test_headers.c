@@ -289,6 +289,32 @@ static void test_format(void)
     CHECK(headers_format_from(buf, sizeof buf, "\xe5\xb1\xb1\xe7\x94\xb0", "y@example.jp", "\n") > 0);
     CHECK_STR(buf, "From: =?UTF-8?B?5bGx55Sw?= <y@example.jp>\n");
     CHECK_INT(headers_format_from(buf, 12, "Name", "a@b", "\n"), 0);
+
+    /* A long non-ASCII name: one encoded word a line, every line within
+     * 78 characters (once a single line of about 2 KB). */
+    char name[301] = "";
+    for (int i = 0; i < 100; i++)
+        strcat(name, "\xe5\xb1\xb1"); /* 300 bytes, 100 characters */
+    char big[2048];
+    CHECK(headers_format_from(big, sizeof big, name, "y@example.jp", "\r\n") > 0);
+    CHECK(strncmp(big, "From: =?UTF-8?B?", 16) == 0);
+    CHECK(strstr(big, "?=\r\n =?UTF-8?B?") != NULL);
+    size_t lines = 0;
+    for (const char *line = big; *line != '\0'; lines++) {
+        size_t n = strcspn(line, "\r\n");
+        CHECK(n <= 78);
+        line += n;
+        CHECK(strncmp(line, "\r\n", 2) == 0);
+        line += 2;
+    }
+    CHECK(lines == 7); /* 300 bytes in words of 45 bytes: 6.7 words */
+    /* An ASCII name of 1000 characters cannot be folded: refused (the
+     * caller then writes the address alone). */
+    char ascii[1001];
+    memset(ascii, 'a', 1000);
+    ascii[1000] = '\0';
+    CHECK_INT(headers_format_from(big, sizeof big, ascii, "a@b", "\n"), 0);
+    CHECK(headers_format_from(big, sizeof big, ascii + 20, "a@b", "\n") > 0);
 }
 
 /* Runs the dot filter over input cut into pieces of `step` bytes with an
