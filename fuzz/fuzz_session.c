@@ -17,7 +17,9 @@
  *   byte 2  bit 0: the mechanism's high bit; for fuzz_session_tls only:
  *           bits 1-3 the TLS mode (tls_modes[] below), bit 4 a server that
  *           stops at TLS 1.2, bit 5 a client certificate the server asks
- *           for (EXTERNAL), bit 6 noplaintext over TLS
+ *           for (EXTERNAL), bit 6 noplaintext over TLS, bit 7 a state
+ *           directory and a second connection (resumption; TOFU at mode 4)
+ *           on the lines the first one left
  *   the rest: the server's bytes, taken a line at a time (up to and
  *           including each LF); after each line the client's output is
  *           drained, as a socket loop would.
@@ -48,6 +50,8 @@
 #include "fuzz.h"
 #include "hato.h"
 #ifdef FUZZ_SESSION_TLS
+#include <dirent.h>
+
 #include "tls_peer.h"
 #endif
 
@@ -537,11 +541,104 @@ static void set_tls_mode(hato_options *o, unsigned mode)
 }
 #endif
 
+/* The input's first three bytes (the file's comment). */
+struct setup {
+    uint8_t client, how, more;
+};
+
+/* One connection: a session for a first message (and with keep-alive a
+ * second on it), fed the script's lines until it is done.  The lines it
+ * did not take stay in *in, for a connection after it. */
+static void connection(const hato_options *o, struct setup su, const char **in, size_t *left)
+{
+    struct reader rd1, rd2;
+    hato_message *m1 = make_message(su.client, &rd1), *m2 = NULL;
+    struct run r = {.s = hato_session_new(o, m1, "192.0.2.1"), .piece = 1 + (su.how & 0x3f) * 4};
+    if (r.s == NULL)
+        abort();
+#ifdef FUZZ_SESSION_TLS
+    tls_peer_options peer_opt = {.tls12_only = su.more & 0x10, .ask_client_cert = su.more & 0x20};
+    if ((r.peer = tls_peer_new(&peer_opt)) == NULL)
+        abort();
+#endif
+    take_output(&r);
+    pump(&r);
+    hato_message *current = m1;
+    while (*left > 0 && !(hato_session_want(r.s) & HATO_WANT_DONE && !hato_session_idle(r.s))) {
+        const char *p = *in;
+        const char *nl = memchr(p, '\n', *left);
+        size_t n = nl ? (size_t)(nl - p) + 1 : *left;
+        *in += n;
+        *left -= n;
+        if (n > 5 && memcmp(p, "334 @", 5) == 0) {
+            size_t tn = n - 5;
+            while (tn > 0 && (p[5 + tn - 1] == '\n' || p[5 + tn - 1] == '\r'))
+                tn--;
+            send_challenge(&r, p + 5, tn);
+        } else {
+            send_line(&r, p, n);
+        }
+        if (hato_session_idle(r.s) && m2 == NULL) {
+            touch_results(&r, m1);
+            /* The first message is done: the next goes on this connection. */
+            m2 = make_message((uint8_t)(su.client ^ 0x80), &rd2);
+            if (hato_session_next(r.s, m2) != HATO_OK)
+                abort();
+            current = m2;
+            take_output(&r);
+            pump(&r);
+        }
+    }
+    if (hato_session_idle(r.s)) {
+        hato_session_quit(r.s);
+        take_output(&r);
+        pump(&r);
+    }
+    if (!(hato_session_want(r.s) & HATO_WANT_DONE)) {
+        hato_session_timeout(r.s);
+        switch (su.how >> 6) {
+        case 1: hato_session_timed_out(r.s); break;
+        case 2: hato_session_io_failed(r.s, "Connection reset by peer"); break;
+        default: hato_session_input_eof(r.s); break;
+        }
+        take_output(&r);
+    }
+    touch_results(&r, current);
+    hato_session_free(r.s);
+#ifdef FUZZ_SESSION_TLS
+    tls_peer_free(r.peer);
+#endif
+    hato_message_free(m1);
+    hato_message_free(m2);
+}
+
+#ifdef FUZZ_SESSION_TLS
+/* Removes the input's state directory: its files, one level of
+ * subdirectories (sessions/, tofu/) and their files. */
+static void remove_tree(const char *path, int depth)
+{
+    DIR *d = opendir(path);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char sub[1024];
+            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+            if (unlink(sub) != 0 && depth > 0)
+                remove_tree(sub, depth - 1);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+#endif
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 3)
         return 0;
-    uint8_t setup = data[0], how = data[1], more = data[2];
+    struct setup su = {data[0], data[1], data[2]};
     const char *in = (const char *)data + 3;
     size_t left = size - 3;
 
@@ -559,86 +656,51 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static bool print_log;
     print_log = getenv("FUZZ_SESSION_LOG") != NULL;
     hato_options_set_log(o, on_log, &print_log, HATO_LOG_TRACE);
-    const char *mech = mechanisms[(setup & 7) | (more & 1) << 3];
+    const char *mech = mechanisms[(su.client & 7) | (su.more & 1) << 3];
     if (mech != NULL) {
         hato_options_set_credentials(o, "alice", "secret");
         hato_options_set_sasl_mechanisms(o, mech);
     }
+    if (su.client & 0x08)
+        hato_options_set_keep_alive(o, 10000);
 #ifdef FUZZ_SESSION_TLS
     if (cert_file == NULL) {
         cert_file = fixture_path("cert", tls_peer_cert_pem);
         key_file = fixture_path("key", tls_peer_key_pem);
         atexit(fuzz_cleanup);
     }
-    set_tls_mode(o, (more >> 1) & 7);
-    if (more & 0x20)
+    unsigned mode = (su.more >> 1) & 7;
+    set_tls_mode(o, mode);
+    if (su.more & 0x20)
         hato_options_set_client_cert(o, cert_file, key_file);
-    hato_options_set_sasl_security(o, 0, more & 0x40 ? HATO_SASL_NOPLAINTEXT : 0);
-    tls_peer_options peer_opt = {.tls12_only = more & 0x10, .ask_client_cert = more & 0x20};
+    hato_options_set_sasl_security(o, 0, su.more & 0x40 ? HATO_SASL_NOPLAINTEXT : 0);
+    /* Bit 7: a state directory of this input's own, and a second
+     * connection after the first, so that the session saved by the first
+     * is offered (resumption against the same peer's ticket key) and, at
+     * mode 4, the server's key recorded on first use is checked. */
+    char state[512] = "";
+    if (su.more & 0x80) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(state, sizeof state, "%s/hato-fuzz-state-XXXXXX", tmp ? tmp : "/tmp");
+        if (mkdtemp(state) == NULL)
+            abort();
+        hato_options_set_state_dir(o, state);
+        if (mode == 4)
+            hato_options_set_tls_level(o, HATO_TLS_TOFU);
+    }
 #else
     hato_options_set_tls_level(o, HATO_TLS_NONE);
     hato_options_set_sasl_security(o, 0, 0); /* plain text allowed: no TLS here */
 #endif
-    if (setup & 0x08)
-        hato_options_set_keep_alive(o, 10000);
 
-    struct reader rd1, rd2;
-    hato_message *m1 = make_message(setup, &rd1), *m2 = NULL;
-    struct run r = {.s = hato_session_new(o, m1, "192.0.2.1"), .piece = 1 + (how & 0x3f) * 4};
-    if (r.s == NULL)
-        abort();
+    connection(o, su, &in, &left);
 #ifdef FUZZ_SESSION_TLS
-    if ((r.peer = tls_peer_new(&peer_opt)) == NULL)
-        abort();
+    if (state[0] != '\0') {
+        if (left > 0)
+            connection(o, su, &in, &left);
+        remove_tree(state, 1);
+    }
 #endif
-    take_output(&r);
-    pump(&r);
-    hato_message *current = m1;
-    while (left > 0 && !(hato_session_want(r.s) & HATO_WANT_DONE && !hato_session_idle(r.s))) {
-        const char *nl = memchr(in, '\n', left);
-        size_t n = nl ? (size_t)(nl - in) + 1 : left;
-        if (n > 5 && memcmp(in, "334 @", 5) == 0) {
-            size_t tn = n - 5;
-            while (tn > 0 && (in[5 + tn - 1] == '\n' || in[5 + tn - 1] == '\r'))
-                tn--;
-            send_challenge(&r, in + 5, tn);
-        } else {
-            send_line(&r, in, n);
-        }
-        in += n;
-        left -= n;
-        if (hato_session_idle(r.s) && m2 == NULL) {
-            touch_results(&r, m1);
-            /* The first message is done: the next goes on this connection. */
-            m2 = make_message((uint8_t)(setup ^ 0x80), &rd2);
-            if (hato_session_next(r.s, m2) != HATO_OK)
-                abort();
-            current = m2;
-            take_output(&r);
-            pump(&r);
-        }
-    }
-    if (hato_session_idle(r.s)) {
-        hato_session_quit(r.s);
-        take_output(&r);
-        pump(&r);
-    }
-    if (!(hato_session_want(r.s) & HATO_WANT_DONE)) {
-        hato_session_timeout(r.s);
-        switch (how >> 6) {
-        case 1: hato_session_timed_out(r.s); break;
-        case 2: hato_session_io_failed(r.s, "Connection reset by peer"); break;
-        default: hato_session_input_eof(r.s); break;
-        }
-        take_output(&r);
-    }
-    touch_results(&r, current);
-    hato_session_free(r.s);
-#ifdef FUZZ_SESSION_TLS
-    tls_peer_free(r.peer);
-#endif
-    hato_message_free(m1);
-    hato_message_free(m2);
     hato_options_free(o);
     return 0;
 }

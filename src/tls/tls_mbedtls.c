@@ -1445,8 +1445,8 @@ static void make_summary(tls_conn *c)
     if (peer == NULL && c->resumed)
         /* 3.6 keeps no certificate in a TLS 1.3 ticket: the checks stand
          * from the handshake that made the session (see the binding). */
-        snprintf(c->summary, sizeof c->summary, "%s %s, session resumed (made by a handshake "
-                 "whose certificate %s)", c->version, c->suite, check);
+        snprintf(c->summary, sizeof c->summary, "%s %s, session resumed; the handshake that "
+                 "made it: certificate %s", c->version, c->suite, check);
     else
         snprintf(c->summary, sizeof c->summary, "%s %s, certificate CN=%s %s%s", c->version,
                  c->suite, cn[0] ? cn : "(none)", check,
