@@ -14,7 +14,12 @@
  *           DSN, SMTPUTF8 and an 8-bit body, bit 7 three recipients
  *   byte 1  the largest piece the server's bytes are cut into (1..256),
  *           and in bits 6-7 how the run ends (EOF, timeout, I/O error)
- *   byte 2  bit 0: the mechanism's high bit; for fuzz_session_tls only:
+ *   byte 2  bit 0: the mechanism's high bit.  In fuzz_session, the
+ *           message's variants: bit 1 a recipient in an IDN domain, bits
+ *           2-3 the body type (auto, 7BIT, 8BITMIME, BINARYMIME), bit 4 a
+ *           declared size over the seeds' SIZE, bit 5 REQUIRETLS, bit 6
+ *           PIPELINING, CHUNKING and DSN discarded from EHLO, bit 7 DSN
+ *           without SMTPUTF8 (xtext ORCPT and ENVID).  In fuzz_session_tls:
  *           bits 1-3 the TLS mode (tls_modes[] below), bit 4 a server that
  *           stops at TLS 1.2, bit 5 a client certificate the server asks
  *           for (EXTERNAL), bit 6 noplaintext over TLS, bit 7 a state
@@ -430,7 +435,10 @@ static ptrdiff_t read_content(void *user, char *buf, size_t cap)
 
 static char big[140 * 1024];
 
-static hato_message *make_message(uint8_t setup, struct reader *rd)
+/* The message of a run: setup is byte 0, variant byte 2's bits 1-5 in
+ * fuzz_session (the file's comment); 0 in fuzz_session_tls but for
+ * REQUIRETLS. */
+static hato_message *make_message(uint8_t setup, uint8_t variant, struct reader *rd)
 {
     static const char small[] = "Subject: fuzz\r\n\r\n.dot\r\nbody\r\n";
     static const char utf8[] = "Subject: \xc3\xa9t\xc3\xa9\r\n\r\ncaf\xc3\xa9\r\n.\r\n";
@@ -445,10 +453,22 @@ static hato_message *make_message(uint8_t setup, struct reader *rd)
         hato_message_add_recipient(m, "b@example.test");
         hato_message_add_recipient(m, "\"quoted local\"@example.test");
     }
+    if (variant & 0x02) /* an IDN: its A-label without SMTPUTF8 */
+        hato_message_add_recipient(m, "c@b\xc3\xbc" "cher.example");
     if (setup & 0x40) {
         hato_message_set_smtputf8(m, true);
         hato_message_set_dsn(m, HATO_DSN_SUCCESS | HATO_DSN_FAILURE, HATO_DSN_RET_HDRS, "envid+2B1");
+    } else if (variant & 0x80) { /* DSN alone: ORCPT and ENVID as xtext */
+        hato_message_set_dsn(m, HATO_DSN_DELAY | HATO_DSN_FAILURE, HATO_DSN_RET_FULL, "id=1+x");
     }
+    static const hato_body bodies[4] = {HATO_BODY_AUTO, HATO_BODY_7BIT, HATO_BODY_8BITMIME,
+                                        HATO_BODY_BINARYMIME};
+    if (variant & 0x0c)
+        hato_message_set_body(m, bodies[(variant >> 2) & 3]);
+    if (variant & 0x10) /* over the seeds' SIZE 100000000 */
+        hato_message_set_size(m, 200000000);
+    if (variant & 0x20)
+        hato_message_set_requiretls(m, true);
     if (setup & 0x20) {
         rd->text = content;
         rd->len = len;
@@ -552,7 +572,13 @@ struct setup {
 static void connection(const hato_options *o, struct setup su, const char **in, size_t *left)
 {
     struct reader rd1, rd2;
-    hato_message *m1 = make_message(su.client, &rd1), *m2 = NULL;
+#ifdef FUZZ_SESSION_TLS
+    /* Byte 2 is the TLS set-up here; noplaintext also asks for REQUIRETLS. */
+    uint8_t variant = su.more & 0x40 ? 0x20 : 0;
+#else
+    uint8_t variant = su.more;
+#endif
+    hato_message *m1 = make_message(su.client, variant, &rd1), *m2 = NULL;
     struct run r = {.s = hato_session_new(o, m1, "192.0.2.1"), .piece = 1 + (su.how & 0x3f) * 4};
     if (r.s == NULL)
         abort();
@@ -581,7 +607,7 @@ static void connection(const hato_options *o, struct setup su, const char **in, 
         if (hato_session_idle(r.s) && m2 == NULL) {
             touch_results(&r, m1);
             /* The first message is done: the next goes on this connection. */
-            m2 = make_message((uint8_t)(su.client ^ 0x80), &rd2);
+            m2 = make_message((uint8_t)(su.client ^ 0x80), variant, &rd2);
             if (hato_session_next(r.s, m2) != HATO_OK)
                 abort();
             current = m2;
@@ -691,6 +717,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #else
     hato_options_set_tls_level(o, HATO_TLS_NONE);
     hato_options_set_sasl_security(o, 0, 0); /* plain text allowed: no TLS here */
+    if (su.more & 0x40) /* the fallbacks, whatever the server offers */
+        hato_options_set_discard_ehlo_keywords(o, "pipelining, chunking, dsn");
 #endif
 
     connection(o, su, &in, &left);
