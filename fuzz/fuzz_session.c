@@ -338,7 +338,7 @@ static void send_line(struct run *r, const char *p, size_t n)
         size_t k = 0, end = n;
         while (end > 4 && (p[end - 1] == '\n' || p[end - 1] == '\r'))
             end--; /* the script's own line end: '|' says where lines end */
-        for (size_t i = p[4] == ' ' ? 5 : 4; i < end; i++) {
+        for (size_t i = end > 4 && p[4] == ' ' ? 5 : 4; i < end; i++) {
             if (p[i] == '|') {
                 t[k++] = '\r';
                 t[k++] = '\n';
