@@ -17,14 +17,15 @@
 # Afterwards fuzz/coverage.sh TARGET reports line coverage of the corpus,
 # "fuzz/run.sh TARGET 0" only prints the corpus' coverage figures, and
 # "fuzz/run.sh TARGET merge" adds to the committed seeds (fuzz/corpus/TARGET)
-# each input of the run's corpus that reaches something they do not
-# (libFuzzer's -merge=1), so that the next run, on any machine, starts
-# where this one stopped: commit the new files.
+# the fewest inputs of the run's corpus that reach every edge it reached
+# (libFuzzer's -merge=1 on edges alone, -use_counters=0: a tenth of the
+# files a merge on every feature keeps), so that the next run, on any
+# machine, starts where this one stopped: commit the new files.
 # A finding is made a regression input by copying it to
 # fuzz/regressions/TARGET/ once fixed (docs/testing.md, "Fuzzing").
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-[ $# -ge 2 ] || { sed -n '2,24s/^# \{0,1\}//p' "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,25s/^# \{0,1\}//p' "$0"; exit 2; }
 target=$1 hours=$2
 jobs=${3:-$(nproc)}
 build=${FUZZ_BUILD:-$top/build-fuzz}
@@ -56,7 +57,7 @@ common="-timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
 if [ "$hours" = merge ]; then
     before=$(ls "$top/fuzz/corpus/$target" | wc -l)
     # shellcheck disable=SC2086
-    "$exe" $common -merge=1 "$top/fuzz/corpus/$target" "$corpus" >"$log.merge" 2>&1 ||
+    "$exe" $common -merge=1 -use_counters=0 "$top/fuzz/corpus/$target" "$corpus" >"$log.merge" 2>&1 ||
         { tail -5 "$log.merge" >&2; exit 1; }
     echo "run.sh: fuzz/corpus/$target: $before seeds, now $(ls "$top/fuzz/corpus/$target" | wc -l)"
     exit 0
