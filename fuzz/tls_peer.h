@@ -3,9 +3,11 @@
  * an mbedTLS server on memory buffers, so the fuzzer's script can play an
  * SMTP server behind a real handshake and reach everything hato does after
  * it (the second EHLO, AUTH over TLS, SCRAM-PLUS, EXTERNAL, close_notify,
- * a damaged record).  Deterministic: its random bytes are a fixed stream,
- * and in the fuzz build hato's are too (FUZZING_BUILD_MODE_UNSAFE_FOR_
- * PRODUCTION in src/tls/tls_mbedtls.c), so an input runs the same way twice.
+ * a damaged record).  Its own random bytes are a fixed stream; hato's
+ * (and, under mbedTLS 3.6, PSA's for the TLS 1.3 key shares) are not, so
+ * the handshake's bytes differ from run to run.  What hato does with the
+ * SMTP inside does not: an input takes the same path through hato twice,
+ * which is what the fuzzer's coverage and a replayed crash rely on.
  *
  * The certificate and key are fuzz/tls/cert.pem and key.pem: a self-signed
  * P-256 certificate for relay.example, a test fixture only.
