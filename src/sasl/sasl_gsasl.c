@@ -24,6 +24,7 @@
  */
 #include "sasl/sasl.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -374,6 +375,31 @@ static void step_failure(const sasl_exchange *x, int rc, char *err,
     set_err(err, errlen, "%c%.*s (libgsasl)", first, (int)(len - 1), text + 1);
 }
 
+/* SCRAM's iteration count comes from the server (RFC 5802 section 5.1,
+ * "i="), and the client pays for it: PBKDF2 runs that many rounds before
+ * answering, inside one step that no timeout interrupts.  A hostile or
+ * broken server asking for billions would hold the client on the CPU for
+ * hours (the session fuzzer's find).  Servers use 4096 (RFC 7677's floor,
+ * Dovecot's default) to a few hundred thousand; a million costs about a
+ * second. */
+#define SCRAM_MAX_ITERATIONS 1000000UL
+
+/* The "i=" attribute of a SCRAM server-first message (not terminated): 0
+ * when absent or not a number (libgsasl then refuses the message), else
+ * the count, saturated at ULONG_MAX. */
+static unsigned long scram_iterations(const char *msg, size_t len)
+{
+    for (size_t at = 0; at + 2 <= len; at++) {
+        if ((at == 0 || msg[at - 1] == ',') && msg[at] == 'i' && msg[at + 1] == '=') {
+            unsigned long n = 0;
+            for (size_t k = at + 2; k < len && msg[k] >= '0' && msg[k] <= '9'; k++)
+                n = n > (ULONG_MAX - 9) / 10 ? ULONG_MAX : n * 10 + (unsigned long)(msg[k] - '0');
+            return n;
+        }
+    }
+    return 0;
+}
+
 /*
  * Contract beyond sasl.h: a first step with a NULL challenge for a
  * mechanism where the server speaks first (LOGIN, CRAM-MD5, DIGEST-MD5)
@@ -418,6 +444,20 @@ sasl_status sasl_exchange_step(sasl_exchange *x, const char *challenge,
             goto fail;
     }
 
+    /* The server-first message: its iteration count is checked before
+     * libgsasl spends it. */
+    if (input != NULL && x->steps == 1 && strncmp(x->mech, "SCRAM-", 6) == 0) {
+        unsigned long iterations = scram_iterations(input, input_len);
+        if (iterations > SCRAM_MAX_ITERATIONS) {
+            gsasl_free(input);
+            x->failed = true;
+            set_err(err, errlen, "the server asks for %lu%s SCRAM iterations; hato computes at "
+                    "most %lu (each costs CPU time: a server asking more is misconfigured or "
+                    "hostile); smtp_sasl_mechanism_filter can choose another mechanism",
+                    iterations, iterations == ULONG_MAX ? " or more" : "", SCRAM_MAX_ITERATIONS);
+            return SASL_FAIL;
+        }
+    }
     rc = gsasl_step(x->session, input, input_len, &output, &output_len);
     x->steps++;
     gsasl_free(input);

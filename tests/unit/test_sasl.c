@@ -475,6 +475,36 @@ static void test_errors(sasl_lib *lib)
     }
     sasl_exchange_free(x);
 
+    /* A server asking for more SCRAM iterations than hato computes: refused
+     * at once, before libgsasl spends them (the session fuzzer's find: 4e10
+     * iterations held the client for hours). */
+    static const struct {
+        const char *server_first, *says;
+    } too_many[] = {
+        {"r=abc,s=QSXCR+Q6sek8bf92,i=40960000000", "asks for 40960000000 SCRAM iterations"},
+        {"r=abc,s=QSXCR+Q6sek8bf92,i=1000001", "asks for 1000001 SCRAM iterations"},
+        {"r=abc,s=QSXCR+Q6sek8bf92,i=999999999999999999999999999999",
+         "iterations; hato computes at most 1000000"},
+        {"i=2000000,r=abc,s=QSXCR+Q6sek8bf92", "asks for 2000000 SCRAM"},
+    };
+    for (size_t i = 0; i < sizeof too_many / sizeof too_many[0]; i++) {
+        x = sasl_exchange_new(lib, "SCRAM-SHA-256", USER, PASSWORD, HOST, err, sizeof err);
+        CHECK(x != NULL);
+        if (x == NULL)
+            continue;
+        CHECK_INT(sasl_exchange_step(x, NULL, &resp, err, sizeof err), SASL_MORE);
+        gsasl_free(resp);
+        resp = NULL;
+        char *challenge = encode(too_many[i].server_first);
+        CHECK_INT(sasl_exchange_step(x, challenge, &resp, err, sizeof err), SASL_FAIL);
+        CHECK(resp == NULL);
+        CHECK_HAS(err, too_many[i].says);
+        CHECK_HAS(err, "smtp_sasl_mechanism_filter");
+        CHECK(clean(err));
+        gsasl_free(challenge);
+        sasl_exchange_free(x);
+    }
+
     /* No password at all: libgsasl says so, and so does hato. */
     x = sasl_exchange_new(lib, "PLAIN", USER, NULL, HOST, err, sizeof err);
     CHECK(x != NULL);
