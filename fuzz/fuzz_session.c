@@ -20,7 +20,7 @@
  *           declared size over the seeds' SIZE, bit 5 REQUIRETLS, bit 6
  *           PIPELINING, CHUNKING and DSN discarded from EHLO, bit 7 DSN
  *           without SMTPUTF8 (xtext ORCPT and ENVID).  In fuzz_session_tls:
- *           bits 1-3 the TLS mode (tls_modes[] below), bit 4 a server that
+ *           bits 1-3 the TLS mode (set_tls_mode below), bit 4 a server that
  *           stops at TLS 1.2, bit 5 a client certificate the server asks
  *           for (EXTERNAL), bit 6 noplaintext over TLS, bit 7 a state
  *           directory and a second connection (resumption; TOFU at mode 4)
@@ -435,9 +435,9 @@ static ptrdiff_t read_content(void *user, char *buf, size_t cap)
 
 static char big[140 * 1024];
 
-/* The message of a run: setup is byte 0, variant byte 2's bits 1-5 in
- * fuzz_session (the file's comment); 0 in fuzz_session_tls but for
- * REQUIRETLS. */
+/* The message of a run: setup is byte 0, variant is byte 2 in
+ * fuzz_session (bits 1-5 and 7; the file's comment), and in
+ * fuzz_session_tls only its REQUIRETLS bit. */
 static hato_message *make_message(uint8_t setup, uint8_t variant, struct reader *rd)
 {
     static const char small[] = "Subject: fuzz\r\n\r\n.dot\r\nbody\r\n";
